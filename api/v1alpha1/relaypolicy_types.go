@@ -1,0 +1,114 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RelayPolicySpec says how mail from the selected domains leaves, and who may relay through them.
+type RelayPolicySpec struct {
+	// Domains are the MailDomains (by spec.domain) this policy applies to; empty means all.
+	// +optional
+	Domains []string `json:"domains,omitempty"`
+
+	// Smarthost, when set, receives all outbound mail instead of the recipients' MX hosts.
+	// +optional
+	Smarthost *Smarthost `json:"smarthost,omitempty"`
+
+	// TrustedNetworks are CIDRs whose clients may send to any domain without authenticating,
+	// such as in-cluster applications. Empty means none: only authenticated users relay.
+	// +optional
+	TrustedNetworks []string `json:"trustedNetworks,omitempty"`
+
+	// Retry is the schedule of delivery attempts for outbound mail.
+	// +optional
+	Retry *RetryPolicy `json:"retry,omitempty"`
+
+	// RateLimit bounds how fast one sender may submit mail.
+	// +optional
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+}
+
+// SmarthostTLS is how the connection to a smarthost is secured.
+// +kubebuilder:validation:Enum=starttls;tls;none
+type SmarthostTLS string
+
+const (
+	SmarthostSTARTTLS SmarthostTLS = "starttls"
+	SmarthostTLSOnly  SmarthostTLS = "tls"
+	SmarthostNoTLS    SmarthostTLS = "none"
+)
+
+// Smarthost is a relay that takes all outbound mail.
+type Smarthost struct {
+	// Host name or address of the relay.
+	// +kubebuilder:validation:MinLength=1
+	Host string `json:"host"`
+	// Port of the relay; defaults to 587.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+	// TLS is "starttls" (default), "tls" (implicit TLS) or "none".
+	// +optional
+	TLS SmarthostTLS `json:"tls,omitempty"`
+	// CredentialsSecretRef names a Secret with "username" and "password" keys for SMTP AUTH.
+	// +optional
+	CredentialsSecretRef *LocalObjectReference `json:"credentialsSecretRef,omitempty"`
+}
+
+// RetryPolicy is the schedule of delivery attempts.
+type RetryPolicy struct {
+	// InitialInterval is the wait before the first retry; defaults to 5m.
+	// +optional
+	InitialInterval *metav1.Duration `json:"initialInterval,omitempty"`
+	// MaxInterval caps the exponential backoff; defaults to 4h.
+	// +optional
+	MaxInterval *metav1.Duration `json:"maxInterval,omitempty"`
+	// Lifetime is how long a message is retried before it bounces; defaults to 120h.
+	// +optional
+	Lifetime *metav1.Duration `json:"lifetime,omitempty"`
+	// DelayWarningAfter is when the sender is told the message is delayed; defaults to 4h.
+	// +optional
+	DelayWarningAfter *metav1.Duration `json:"delayWarningAfter,omitempty"`
+}
+
+// RateLimit bounds how fast one sender may submit mail.
+type RateLimit struct {
+	// MessagesPerMinutePerSender is how many messages one authenticated sender may submit a minute.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MessagesPerMinutePerSender int32 `json:"messagesPerMinutePerSender,omitempty"`
+}
+
+// RelayPolicyStatus is what the operator observed of a RelayPolicy.
+type RelayPolicyStatus struct {
+	// ObservedGeneration is the generation the status was computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, Progressing, Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+
+// RelayPolicy says how outbound mail is relayed and who may relay without authenticating.
+type RelayPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   RelayPolicySpec   `json:"spec"`
+	Status RelayPolicyStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// RelayPolicyList is a list of RelayPolicies.
+type RelayPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RelayPolicy `json:"items"`
+}

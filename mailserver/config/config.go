@@ -1,0 +1,62 @@
+// Package config is the mail server's runtime config: everything one `kubemail server` needs to
+// know, resolved from the kubemail API objects and validated.
+//
+// The operator and the standalone server both call Resolve, so a manifest directory that works
+// with `kubemail server --manifests DIR` works unchanged with `kubectl apply -f DIR`.
+package config
+
+import (
+	"strings"
+)
+
+// DefaultMaxMessageSize is the size limit of a domain that sets none: 25 MiB.
+const DefaultMaxMessageSize = 25 << 20
+
+// DefaultMaxRecipients is the recipient limit of a domain that sets none (RFC 5321 4.5.3.1.8).
+const DefaultMaxRecipients = 100
+
+// Config is the resolved runtime config of one mail server.
+type Config struct {
+	// Domains served, sorted by name.
+	Domains []Domain `json:"domains"`
+	// Mailboxes, sorted by address.
+	Mailboxes []Mailbox `json:"mailboxes"`
+	// RelayPolicies, in the order of their object names.
+	RelayPolicies []RelayPolicy `json:"relayPolicies,omitempty"`
+}
+
+// Domain is one mail domain.
+type Domain struct {
+	// Name is the domain in lower case, e.g. "example.test".
+	Name string `json:"name"`
+	// MaxMessageSize is the largest message in bytes accepted for this domain.
+	MaxMessageSize int64 `json:"maxMessageSize"`
+	// MaxRecipients is the recipient limit of one transaction sent to this domain.
+	MaxRecipients int `json:"maxRecipients"`
+}
+
+// Mailbox is one mailbox.
+type Mailbox struct {
+	// Address is the primary address in lower case, "local@domain".
+	Address string `json:"address"`
+	// Aliases are further addresses, lower case, delivered into this mailbox.
+	Aliases []string `json:"aliases,omitempty"`
+	// PasswordHash is an argon2id or bcrypt hash in its standard string form.
+	PasswordHash string `json:"passwordHash"`
+}
+
+// RelayPolicy is a resolved RelayPolicy object; the outbound queue acts on it.
+type RelayPolicy struct {
+	Name            string   `json:"name"`
+	Domains         []string `json:"domains,omitempty"`
+	TrustedNetworks []string `json:"trustedNetworks,omitempty"`
+}
+
+// SplitAddress splits "local@domain" at its last '@' and lower-cases both halves.
+func SplitAddress(addr string) (local, domain string, ok bool) {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || at == len(addr)-1 {
+		return "", "", false
+	}
+	return strings.ToLower(addr[:at]), strings.ToLower(addr[at+1:]), true
+}

@@ -1,0 +1,80 @@
+package config
+
+import "strings"
+
+// Directory answers the mail server's questions about a Config: is this domain ours, which
+// mailbox does this address reach. It is built once per config and never changes, so sessions
+// may share it; a reload builds a new one.
+type Directory struct {
+	cfg       *Config
+	domains   map[string]*Domain
+	addresses map[string]*Mailbox // primary addresses and aliases
+}
+
+// NewDirectory indexes cfg. cfg must have come from Resolve and must not change afterwards.
+func NewDirectory(cfg *Config) *Directory {
+	d := &Directory{
+		cfg:       cfg,
+		domains:   make(map[string]*Domain, len(cfg.Domains)),
+		addresses: make(map[string]*Mailbox, len(cfg.Mailboxes)),
+	}
+	for i := range cfg.Domains {
+		d.domains[cfg.Domains[i].Name] = &cfg.Domains[i]
+	}
+	for i := range cfg.Mailboxes {
+		mb := &cfg.Mailboxes[i]
+		d.addresses[mb.Address] = mb
+		for _, a := range mb.Aliases {
+			d.addresses[a] = mb
+		}
+	}
+	return d
+}
+
+// Config returns the config the directory was built from.
+func (d *Directory) Config() *Config { return d.cfg }
+
+// Domain returns the served domain of that name (any case), or nil.
+func (d *Directory) Domain(name string) *Domain {
+	return d.domains[strings.ToLower(strings.TrimSuffix(name, "."))]
+}
+
+// MaxMessageSize is the largest size limit of any domain: what SMTP SIZE advertises before it
+// knows the recipients.
+func (d *Directory) MaxMessageSize() int64 {
+	var limit int64
+	for _, dom := range d.cfg.Domains {
+		limit = max(limit, dom.MaxMessageSize)
+	}
+	if limit == 0 {
+		return DefaultMaxMessageSize
+	}
+	return limit
+}
+
+// Mailbox returns the mailbox whose primary address is addr (any case), or nil. Logins use it:
+// aliases and plus-addresses are not login names.
+func (d *Directory) Mailbox(addr string) *Mailbox {
+	mb := d.addresses[strings.ToLower(addr)]
+	if mb == nil || !strings.EqualFold(mb.Address, addr) {
+		return nil
+	}
+	return mb
+}
+
+// Lookup returns the mailbox that mail to addr is delivered into: by primary address, alias, or
+// a plus-address ("alice+tag@example.test" reaches alice@example.test) when no mailbox or alias
+// has the exact address. It returns nil when no mailbox takes the address.
+func (d *Directory) Lookup(addr string) *Mailbox {
+	local, domain, ok := SplitAddress(addr)
+	if !ok {
+		return nil
+	}
+	if mb := d.addresses[local+"@"+domain]; mb != nil {
+		return mb
+	}
+	if plus := strings.IndexByte(local, '+'); plus > 0 {
+		return d.addresses[local[:plus]+"@"+domain]
+	}
+	return nil
+}
