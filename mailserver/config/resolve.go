@@ -94,7 +94,9 @@ func (r *resolver) fail(kind, ns, name, field, format string, args ...any) {
 }
 
 func (r *resolver) domain(md *v1alpha1.MailDomain) {
-	fail := func(field, format string, args ...any) { r.fail("MailDomain", md.Namespace, md.Name, field, format, args...) }
+	fail := func(field, format string, args ...any) {
+		r.fail("MailDomain", md.Namespace, md.Name, field, format, args...)
+	}
 	name := strings.ToLower(strings.TrimSuffix(md.Spec.Domain, "."))
 	if err := CheckDomain(name); err != nil {
 		fail("spec.domain", "%v", err)
@@ -136,7 +138,9 @@ func (r *resolver) hasDomain(name string) bool {
 
 func (r *resolver) mailbox(mb *v1alpha1.Mailbox, hash PasswordHasher) {
 	key := qualified(mb.Namespace, mb.Name)
-	fail := func(field, format string, args ...any) { r.fail("Mailbox", mb.Namespace, mb.Name, field, format, args...) }
+	fail := func(field, format string, args ...any) {
+		r.fail("Mailbox", mb.Namespace, mb.Name, field, format, args...)
+	}
 	addr, err := r.localAddress(mb.Spec.Address)
 	if err != nil {
 		fail("spec.address", "%v", err)
@@ -209,7 +213,9 @@ func (r *resolver) localAddress(addr string) (string, error) {
 }
 
 func (r *resolver) relayPolicy(rp *v1alpha1.RelayPolicy) {
-	fail := func(field, format string, args ...any) { r.fail("RelayPolicy", rp.Namespace, rp.Name, field, format, args...) }
+	fail := func(field, format string, args ...any) {
+		r.fail("RelayPolicy", rp.Namespace, rp.Name, field, format, args...)
+	}
 	p := RelayPolicy{Name: rp.Name}
 	for i, d := range rp.Spec.Domains {
 		d = strings.ToLower(d)

@@ -1,0 +1,162 @@
+// Package tlsutil gives the mail server its TLS configuration: a certificate from files (reloaded
+// when they change, as cert-manager renews them in place), or a self-signed one made once and
+// kept in the data dir so clients can pin it across restarts.
+package tlsutil
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Config returns a server TLS config (TLS 1.2 and later) that serves the certificate in
+// certFile/keyFile, reloading them when their modification time changes.
+func Config(certFile, keyFile string) (*tls.Config, error) {
+	r := &reloader{certFile: certFile, keyFile: keyFile}
+	if _, err := r.load(); err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.get() },
+	}, nil
+}
+
+// SelfSigned returns the paths of a self-signed certificate for hostname under dir, making it
+// the first time.
+func SelfSigned(dir, hostname string) (certFile, keyFile string, err error) {
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
+		return certFile, keyFile, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", "", fmt.Errorf("loading the self-signed certificate in %s: %w", dir, err)
+	}
+	certPEM, keyPEM, err := Generate(hostname, 10*365*24*time.Hour)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	if err := writeFileSync(keyFile, keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	if err := writeFileSync(certFile, certPEM, 0o644); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
+}
+
+// Generate makes a self-signed ECDSA P-256 certificate for hostname (and, for tests and local
+// use, localhost, 127.0.0.1 and ::1), PEM-encoded.
+func Generate(hostname string, validFor time.Duration) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: hostname, Organization: []string{"kubemail self-signed"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(validFor),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{hostname, "localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+type reloader struct {
+	certFile, keyFile string
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	modTime time.Time
+	checked time.Time
+}
+
+// get returns the current certificate, looking at the files at most once a second.
+func (r *reloader) get() (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.checked) < time.Second {
+		return r.cert, nil
+	}
+	r.checked = time.Now()
+	st, err := os.Stat(r.certFile)
+	if err != nil || st.ModTime().Equal(r.modTime) {
+		return r.cert, nil // keep serving the last good certificate
+	}
+	if cert, err := r.loadLocked(); err == nil {
+		return cert, nil
+	}
+	return r.cert, nil
+}
+
+func (r *reloader) load() (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.loadLocked()
+}
+
+func (r *reloader) loadLocked() (*tls.Certificate, error) {
+	st, err := os.Stat(r.certFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate %s and key %s: %w", r.certFile, r.keyFile, err)
+	}
+	r.cert, r.modTime = &cert, st.ModTime()
+	return r.cert, nil
+}
+
+func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
