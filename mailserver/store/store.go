@@ -1,0 +1,122 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// ErrBadAddress is returned for a mailbox address that cannot name a directory safely.
+var ErrBadAddress = errors.New("store: bad mailbox address")
+
+// Store is the set of mailboxes under one data directory. It is safe for concurrent use.
+type Store struct {
+	root   string // <data>/mail
+	logger *slog.Logger
+
+	dirSyncs sync.Map // directory path -> *dirSyncer
+	madeDirs sync.Map // mailbox/folder directory -> struct{}: its Maildir exists and is durable
+
+	mu      sync.Mutex
+	folders map[folderKey]*Folder // folders loaded so far
+}
+
+type folderKey struct {
+	address string // primary address, lower case
+	name    string // IMAP name, "INBOX" for the root
+}
+
+// Open opens the store whose mail lives under dataDir/mail, creating that directory if needed.
+func Open(dataDir string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	root := filepath.Join(dataDir, "mail")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("store: creating %s: %w", root, err)
+	}
+	return &Store{
+		root:    root,
+		logger:  logger,
+		folders: make(map[folderKey]*Folder),
+	}, nil
+}
+
+// mailboxDir returns <root>/<domain>/<local> for a "local@domain" address. Both halves must be
+// usable as one path element that is not hidden, so no address can reach outside the store.
+func (s *Store) mailboxDir(address string) (string, error) {
+	at := strings.LastIndexByte(address, '@')
+	if at <= 0 || at == len(address)-1 {
+		return "", fmt.Errorf("%w: %q", ErrBadAddress, address)
+	}
+	local, domain := strings.ToLower(address[:at]), strings.ToLower(address[at+1:])
+	for _, part := range []string{local, domain} {
+		if strings.HasPrefix(part, ".") || strings.ContainsAny(part, "/\\\x00") || len(part) > 255 {
+			return "", fmt.Errorf("%w: %q", ErrBadAddress, address)
+		}
+	}
+	return filepath.Join(s.root, domain, local), nil
+}
+
+// ensureMaildir creates dir with cur/, new/ and tmp/ if missing, durably (every created directory
+// entry is fsynced through its parent), and remembers that it exists.
+func (s *Store) ensureMaildir(dir string) error {
+	if _, ok := s.madeDirs.Load(dir); ok {
+		return nil
+	}
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := mkdirDurable(filepath.Join(dir, sub)); err != nil {
+			return err
+		}
+	}
+	s.madeDirs.Store(dir, struct{}{})
+	return nil
+}
+
+// forgetMaildir drops dir and everything below it from the cache of existing Maildirs.
+func (s *Store) forgetMaildir(dir string) {
+	s.madeDirs.Range(func(k, _ any) bool {
+		if p := k.(string); p == dir || strings.HasPrefix(p, dir+string(filepath.Separator)) {
+			s.madeDirs.Delete(k)
+		}
+		return true
+	})
+}
+
+// mkdirDurable creates dir and any missing parents, fsyncing the parent of each directory it
+// creates so the new entries survive a crash.
+func mkdirDurable(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirDurable(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("store: creating %s: %w", dir, err)
+	}
+	return syncDir(parent)
+}
+
+// syncDir fsyncs a directory, making the entries created or renamed in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: opening %s for fsync: %w", dir, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: fsync %s: %w", dir, err)
+	}
+	return nil
+}
