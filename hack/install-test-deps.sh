@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-test-deps.sh installs what `make test` and `make bench` need, only where it is missing:
-#   - Debian packages: swaks (SMTP client), isync (mbsync, IMAP sync), postfix (smtp-source for the
+#   - Debian packages: swaks (SMTP client, with Net::SSLeay and Authen::SASL for STARTTLS and
+#     AUTH), isync (mbsync, IMAP sync), postfix (smtp-source for the
 #     benchmark and the throwaway Postfix it compares against), mutt (reads Maildirs in tests).
 #   - python3 (stdlib only: smtplib, imaplib) must already be on the machine.
 # Postfix is installed with debconf preseeded to "No configuration" and with service starts
@@ -26,6 +27,17 @@ done
 if ! command -v python3 >/dev/null 2>&1; then
   missing+=(python3)
 fi
+
+# Perl modules swaks needs for STARTTLS and AUTH (Debian only recommends them).
+declare -A perl_want=(
+  [Net::SSLeay]=libnet-ssleay-perl
+  [Authen::SASL]=libauthen-sasl-perl
+)
+for mod in "${!perl_want[@]}"; do
+  if ! perl -M"$mod" -e 1 >/dev/null 2>&1; then
+    missing+=("${perl_want[$mod]}")
+  fi
+done
 
 if ((${#missing[@]} == 0)); then
   echo "install-test-deps: all test dependencies present"
