@@ -8,12 +8,19 @@ import (
 type MailboxSpec struct {
 	// Address is the mailbox's primary address, "local@domain"; the domain must be one of a
 	// MailDomain.
+	// It cannot be changed: the mail on disk is filed under it; add an alias instead.
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern="^[A-Za-z0-9#$&'*=?^_`{|}~-]+([.][A-Za-z0-9#$&'*=?^_`{|}~-]+)*@([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?[.])+[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.address is immutable; add an alias or create a new Mailbox"
 	Address string `json:"address"`
 
 	// Aliases are further addresses delivered into this mailbox; the user may also send as them.
 	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=254
+	// +kubebuilder:validation:items:Pattern="^[A-Za-z0-9#$&'*=?^_`{|}~-]+([.][A-Za-z0-9#$&'*=?^_`{|}~-]+)*@([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?[.])+[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$"
+	// +listType=set
 	Aliases []string `json:"aliases,omitempty"`
 
 	// PasswordSecretRef names the Secret key holding the password: either the password itself,
@@ -35,6 +42,11 @@ type MailboxStatus struct {
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mb
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.address`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // Mailbox is one user's mailbox with its addresses and credentials.
 type Mailbox struct {

@@ -1,15 +1,20 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // MailDomainSpec declares one mail domain served by kubemail.
 type MailDomainSpec struct {
-	// Domain is the DNS domain this MailDomain receives mail for, e.g. "example.com".
+	// Domain is the DNS domain this MailDomain receives mail for, e.g. "example.com": letters,
+	// digits and hyphens in dot-separated labels (IDNs in their xn-- form). It cannot be changed:
+	// the mailboxes on disk are filed under it.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern="^([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?[.])+[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?[.]?$"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.domain is immutable; create a new MailDomain instead"
 	Domain string `json:"domain"`
 
 	// MaxMessageSize is the largest message accepted for this domain, advertised with the SMTP
@@ -23,10 +28,64 @@ type MailDomainSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	MaxRecipients *int32 `json:"maxRecipients,omitempty"`
+
+	// Image is the container image of the mail server pods. Defaults to the operator's own image,
+	// which carries the same kubemail binary.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// Resources of the mail server container.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// Storage is the persistent volume that holds the mailboxes and the queue.
+	// +optional
+	Storage *StorageSpec `json:"storage,omitempty"`
+
+	// Service is how mail clients and other mail servers reach this domain's server.
+	// +optional
+	Service *ServiceSpec `json:"service,omitempty"`
+}
+
+// StorageSpec is the persistent volume claim template of the mail server.
+type StorageSpec struct {
+	// Size of the volume; defaults to 1Gi.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// StorageClassName of the volume; empty uses the cluster's default class.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// ServiceSpec shapes the client Service that maps the mail ports 25, 587, 465, 143 and 993.
+// +kubebuilder:validation:XValidation:rule="!has(self.externalTrafficPolicy) || self.type != 'ClusterIP'",message="externalTrafficPolicy needs type LoadBalancer or NodePort"
+type ServiceSpec struct {
+	// Type of the Service: ClusterIP (default), LoadBalancer or NodePort.
+	// +optional
+	// +kubebuilder:default=ClusterIP
+	// +kubebuilder:validation:Enum=ClusterIP;LoadBalancer;NodePort
+	Type corev1.ServiceType `json:"type,omitempty"`
+
+	// ExternalTrafficPolicy of a LoadBalancer or NodePort Service; "Local" keeps the clients'
+	// source addresses, which the relay and rate limits act on.
+	// +optional
+	// +kubebuilder:validation:Enum=Cluster;Local
+	ExternalTrafficPolicy corev1.ServiceExternalTrafficPolicy `json:"externalTrafficPolicy,omitempty"`
+
+	// Annotations added to the Service, e.g. for a cloud load balancer.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // MailDomainStatus is what the operator observed of a MailDomain.
 type MailDomainStatus struct {
+	// Mailboxes is how many Mailboxes of this domain the mail server is configured with.
+	// +optional
+	Mailboxes int32 `json:"mailboxes,omitempty"`
+
 	// ObservedGeneration is the generation the status was computed for.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -39,6 +98,12 @@ type MailDomainStatus struct {
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=md
+// +kubebuilder:printcolumn:name="Domain",type=string,JSONPath=`.spec.domain`
+// +kubebuilder:printcolumn:name="Mailboxes",type=integer,JSONPath=`.status.mailboxes`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // MailDomain is a DNS domain that kubemail receives and sends mail for.
 type MailDomain struct {

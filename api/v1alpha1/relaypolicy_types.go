@@ -8,6 +8,10 @@ import (
 type RelayPolicySpec struct {
 	// Domains are the MailDomains (by spec.domain) this policy applies to; empty means all.
 	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern="^([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?[.])+[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$"
+	// +listType=set
 	Domains []string `json:"domains,omitempty"`
 
 	// Smarthost, when set, receives all outbound mail instead of the recipients' MX hosts.
@@ -17,6 +21,9 @@ type RelayPolicySpec struct {
 	// TrustedNetworks are CIDRs whose clients may send to any domain without authenticating,
 	// such as in-cluster applications. Empty means none: only authenticated users relay.
 	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="self.all(n, isCIDR(n))",message="trustedNetworks must be CIDRs such as 10.0.0.0/8 or fd00::/8"
 	TrustedNetworks []string `json:"trustedNetworks,omitempty"`
 
 	// Retry is the schedule of delivery attempts for outbound mail.
@@ -94,6 +101,9 @@ type RelayPolicyStatus struct {
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // RelayPolicy says how outbound mail is relayed and who may relay without authenticating.
 type RelayPolicy struct {

@@ -1,0 +1,13 @@
+package v1alpha1
+
+// Condition types of every kubemail kind, in status.conditions.
+const (
+	// ConditionReady is True when the object is fully in effect: a MailDomain's server is
+	// running with the current config, a Mailbox can log in and receive mail.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while the operator is still bringing the object into effect.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when the object is in effect only in part, or not at all
+	// because of a problem the user has to fix; the reason and message say which.
+	ConditionDegraded = "Degraded"
+)
