@@ -1,0 +1,101 @@
+// Package smtp is kubemail's SMTP server side, on github.com/emersion/go-smtp: the MX (port 25,
+// mail from other servers into our mailboxes) and submission (587 with STARTTLS, 465 with
+// implicit TLS: mail from our own users).
+//
+// # Extensions
+//
+// EHLO advertises PIPELINING (RFC 2920), 8BITMIME (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034),
+// CHUNKING (BDAT, RFC 3030), STARTTLS (RFC 3207, until the connection is under TLS), SMTPUTF8
+// (RFC 6531) and SIZE (RFC 1870) with the largest message size of any domain; submission adds
+// AUTH PLAIN LOGIN (RFC 4954) once under TLS. BINARYMIME, DSN and the other extensions go-smtp
+// knows are not offered.
+//
+// # One transaction
+//
+// MAIL takes the live config directory once; every later decision of the transaction uses it,
+// so a reload never splits a transaction. The checks and their replies, in order:
+//
+//	MAIL  nested MAIL                                   503 5.5.1  (RFC 5321 4.1.4)
+//	      bad address syntax                            501 5.1.7
+//	      non-ASCII address without SMTPUTF8            553 5.6.7  (RFC 6531 3.5)
+//	      SIZE= over the advertised limit               552 5.3.4  (go-smtp, RFC 1870)
+//	      submission: no AUTH                           530 5.7.0  (RFC 6409 4.1)
+//	      submission: sender not the user's             553 5.7.1  (RFC 6409 8.1)
+//	RCPT  bad address syntax                            501 5.1.3
+//	      non-ASCII address without SMTPUTF8            553 5.6.7
+//	      domain not ours (MX)                          554 5.7.1  Relay access denied
+//	      domain not ours (submission)                  554 5.7.1  outbound not enabled yet
+//	      relay trick in the local part                 554 5.7.1  (see below)
+//	      no mailbox, alias or plus-address             550 5.1.1
+//	      SIZE= over this domain's limit                552 5.3.4  (RFC 1870 6.1)
+//	      past the recipient limit                      452 4.5.3  (RFC 5321 4.5.3.1.10)
+//	      more than 20 rejected RCPTs on a connection   421 4.7.0, connection closed
+//	DATA/BDAT
+//	      more bytes than the smallest limit of the recipients' domains   552 5.3.4
+//	      a bare LF (LF not after CR)                   550 5.5.2  (RFC 5321 2.3.8)
+//	      a line over 2000 octets                       500 5.5.2, then go-smtp's 500 5.4.0 and close
+//	      no data for the idle timeout                  421 4.4.2, connection closed
+//	      store failure                                 451 4.3.0, or 452 4.3.1 when the disk is full
+//	      accepted                                      250 2.0.0 OK: queued as <id>
+//
+// Limits are per recipient domain (config.Domain MaxMessageSize, default 25 MiB; MaxRecipients,
+// default 100); a transaction to several domains is held to the smallest of them. The recipient
+// count includes repeats, but the same mailbox reached twice (by its address, an alias, a
+// plus-address "alice+tag@") gets one copy.
+//
+// # No open relay
+//
+// Mail for a domain we do not serve is refused on the MX (554 5.7.1) whoever sends it; the
+// submission ports refuse it too until the outbound queue exists (issue 3), so neither can relay.
+// The classic tricks are closed:
+//   - source routes "<@relay:user@ours>" are ignored as RFC 5321 4.1.1.3 and appendix C allow
+//     (go-smtp drops the route): the mail goes to user@ours, and only if that is a mailbox here;
+//     "<@ours:user@elsewhere>" is mail for elsewhere, refused;
+//   - the percent hack "user%elsewhere@ours", bang paths "elsewhere!user@ours" and quoted local
+//     parts with an '@' ("\"user@elsewhere\"@ours") get 554 5.7.1: no mailbox has such a name;
+//   - other quoted local parts are compared unquoted (RFC 5321 4.1.2: "\"alice\"" is alice);
+//   - address literals "user@[192.0.2.1]" are never ours.
+//
+// Local parts compare case-insensitively, as the config stores addresses in lower case.
+//
+// # Delivery
+//
+// The message is streamed, never held whole in memory, into store.Deliver behind the prepended
+// Received: header (see receivedHeader); the store writes every recipient's copy with tmp, fsync,
+// rename, fsync(dir) and returns only when all are durable, and the 250 follows (RFC 5321 6.1).
+// Any error while the data arrives (size, bare LF, a long line, a lost connection, a timeout)
+// reaches the store as a read error, and the store then leaves no copy anywhere. Data keeps
+// moving the connection's read deadline while bytes arrive, so the read timeout (5 minutes, RFC
+// 5321 4.5.3.2.7) is an idle timeout and a large message is not cut off.
+//
+// Bare LF is refused rather than repaired: lines ending in LF alone are how SMTP smuggling hides
+// a second message, and no correct client sends them. go-smtp accepts bare LF at the end of
+// command lines; that is harmless there.
+//
+// # Submission
+//
+// AUTH PLAIN and LOGIN are checked by auth.Authenticator (failures slowed per client, 535 5.7.8).
+// The user may send as its primary address, an alias, or a plus-address of either. Until the
+// outbound queue exists, only local recipients are accepted: a remote recipient gets 554 5.7.1
+// "Outbound delivery is not enabled yet", a permanent reply so that user agents show the user at
+// once rather than retrying. A submitted message missing Date or Message-ID gets them
+// (RFC 6409 8.2, 8.3), looked for in the first 256 KiB of header.
+//
+// # Logs
+//
+// One line per accepted message ("Accepted message": id, from, rcpts, mailboxes, size, duration),
+// one per refused sender, recipient or message ("Rejected ...": id, code, reason), one per login
+// failure. The id is the queue-style ID of the transaction, also in the Received: header and in
+// the 250 reply.
+//
+// # Known limits
+//
+//   - go-smtp builds the EHLO reply from Server.MaxMessageBytes, which is fixed when the server
+//     is made: a reload that raises the largest domain limit is advertised (and allowed by
+//     go-smtp's own DATA check) after a restart; lower limits apply at once.
+//   - go-smtp's DATA reader refuses a message of exactly the advertised SIZE (it allows one byte
+//     less); BDAT allows exactly SIZE.
+//   - go-smtp needs a domain in every address, so "RCPT TO:<postmaster>" (RFC 5321 4.5.1) gets
+//     501; "postmaster@<our domain>" works when a mailbox or alias has it.
+//   - HELO (not EHLO) clients are recorded with ESMTP in Received:, go-smtp does not tell which.
+package smtp

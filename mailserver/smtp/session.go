@@ -1,0 +1,230 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/kubemail/kubemail/mailserver/config"
+)
+
+// session is one SMTP session on the MX, and the common part of a submission session.
+//
+// go-smtp calls Mail, Rcpt and Reset on the connection's goroutine, but Data runs on a goroutine
+// of its own for BDAT, and Reset and Logout may then run while Data does (RSET, a dropped
+// connection, Server.Close). So the transaction is guarded by mu, and Data works on a copy.
+type session struct {
+	b      *backend
+	conn   *gosmtp.Conn
+	ctx    context.Context // ends at Logout, aborting a delivery in progress
+	cancel context.CancelFunc
+	remote net.Addr
+	helo   string
+	tls    *tls.ConnectionState
+	log    *slog.Logger
+
+	// user is the authenticated mailbox (submission only); set by Auth, read by Mail.
+	user *config.Mailbox
+
+	mu       sync.Mutex
+	tx       *transaction
+	rejected int // rejected recipients on this connection
+}
+
+// transaction is the state between MAIL and the end of DATA/BDAT or RSET.
+type transaction struct {
+	id        string
+	start     time.Time
+	dir       *config.Directory // RFC-wise one config per transaction: taken at MAIL
+	from      string            // reverse-path as sent; "" is the null sender
+	utf8      bool              // MAIL ... SMTPUTF8
+	size      int64             // MAIL ... SIZE=, 0 if not given
+	rcpts     []string          // forward-paths accepted, as sent
+	mailboxes []string          // primary addresses reached, each once
+	sizeLimit int64             // smallest MaxMessageSize of the recipients' domains
+	rcptLimit int               // smallest MaxRecipients of the recipients' domains
+	user      *config.Mailbox   // the authenticated sender (submission), nil on the MX
+}
+
+var (
+	_ gosmtp.Session     = (*session)(nil)
+	_ gosmtp.AuthSession = (*submissionSession)(nil)
+)
+
+// Mail opens a transaction (RFC 5321 4.1.1.2). On the MX any syntactically valid sender is
+// accepted, the null sender <> included (RFC 5321 4.5.5: bounces must get through).
+func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	_, err := s.openTransaction(from, opts, nil)
+	return err
+}
+
+// openTransaction checks the reverse-path and starts a transaction with the live directory;
+// authorize, if not nil, may refuse the sender or fill in the transaction first.
+func (s *session) openTransaction(from string, opts *gosmtp.MailOptions, authorize func(*transaction) error) (*transaction, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tx != nil {
+		return nil, errNestedMail
+	}
+	if from != "" {
+		if _, err := parseAddress(from, opts.UTF8, errBadSender); err != nil {
+			s.logRejected("Rejected sender", nil, from, "", err, "bad sender address")
+			return nil, err
+		}
+	}
+	dir := s.b.opts.Live.Load()
+	tx := &transaction{
+		id:        newQueueID(),
+		start:     time.Now(),
+		dir:       dir,
+		from:      from,
+		utf8:      opts.UTF8,
+		size:      opts.Size,
+		sizeLimit: dir.MaxMessageSize(),
+		rcptLimit: config.DefaultMaxRecipients,
+	}
+	if authorize != nil {
+		if err := authorize(tx); err != nil {
+			return nil, err
+		}
+	}
+	s.tx = tx
+	return tx, nil
+}
+
+// Rcpt adds a recipient (RFC 5321 4.1.1.3) if it is one of our mailboxes.
+func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := s.tx
+	if tx == nil {
+		return errors.New("RCPT without MAIL") // go-smtp checks this first
+	}
+	err, reason := s.checkRecipient(tx, to)
+	if err == nil {
+		return nil
+	}
+	if err == errTooManyRecipients || err == errTooBig {
+		// Not a sign of abuse: a pipelining client sends all its RCPTs before it sees a 452.
+		s.logRejected("Rejected recipient", tx, tx.from, to, err, reason)
+		return err
+	}
+	s.rejected++
+	if s.rejected > maxRejectedRecipients {
+		// Write the 421 and close: shutting our read side makes go-smtp's next read see EOF.
+		s.logRejected("Rejected recipient", tx, tx.from, to, errTooManyErrors, reason+"; too many rejected recipients")
+		closeRead(s.conn.Conn())
+		return errTooManyErrors
+	}
+	s.logRejected("Rejected recipient", tx, tx.from, to, err, reason)
+	return err
+}
+
+// checkRecipient decides one RCPT and, if accepted, adds it to tx. The order of checks puts the
+// most useful answer first: syntax, relaying, the mailbox, then the limits.
+func (s *session) checkRecipient(tx *transaction, to string) (error, string) {
+	addr, err := parseAddress(to, tx.utf8, errBadRecipient)
+	if err != nil {
+		return err, "bad recipient address"
+	}
+	dom := tx.dir.Domain(addr.domain)
+	if dom == nil {
+		if s.b.role == roleSubmission {
+			return errNoOutbound, "remote recipient: outbound delivery is not enabled"
+		}
+		return errRelayDenied, "domain not served here"
+	}
+	if trick := relayTrick(addr.local); trick != "" {
+		return errRelayDenied, trick
+	}
+	mb := tx.dir.Lookup(addr.String())
+	if mb == nil {
+		return errNoSuchUser, "unknown local address"
+	}
+	sizeLimit := domainSizeLimit(dom)
+	if tx.size > sizeLimit {
+		// RFC 1870 6.1: a declared SIZE over this recipient's limit is refused at RCPT.
+		return errTooBig, "declared SIZE over the domain's limit"
+	}
+	rcptLimit := dom.MaxRecipients
+	if rcptLimit <= 0 {
+		rcptLimit = config.DefaultMaxRecipients
+	}
+	rcptLimit = min(rcptLimit, tx.rcptLimit)
+	if len(tx.rcpts) >= rcptLimit {
+		// RFC 5321 4.5.3.1.10: the client sends the rest in another transaction.
+		return errTooManyRecipients, "recipient limit reached"
+	}
+	tx.rcptLimit = rcptLimit
+	tx.sizeLimit = min(tx.sizeLimit, sizeLimit)
+	tx.rcpts = append(tx.rcpts, to)
+	if !slices.Contains(tx.mailboxes, mb.Address) {
+		// Aliases, plus-addresses and repeats of one mailbox get one copy.
+		tx.mailboxes = append(tx.mailboxes, mb.Address)
+	}
+	return nil, ""
+}
+
+func domainSizeLimit(dom *config.Domain) int64 {
+	if dom.MaxMessageSize > 0 {
+		return dom.MaxMessageSize
+	}
+	return config.DefaultMaxMessageSize
+}
+
+// Reset ends the transaction (RSET, a new EHLO, the end of DATA).
+func (s *session) Reset() {
+	s.mu.Lock()
+	s.tx = nil
+	s.mu.Unlock()
+}
+
+// Logout ends the session; a delivery still running is cancelled.
+func (s *session) Logout() error {
+	s.cancel()
+	return nil
+}
+
+// takeTransaction hands the transaction to Data and ends it for the session.
+func (s *session) takeTransaction() *transaction {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := s.tx
+	s.tx = nil
+	return tx
+}
+
+func (s *session) logRejected(msg string, tx *transaction, from, rcpt string, err error, reason string) {
+	attrs := make([]any, 0, 12)
+	if tx != nil {
+		attrs = append(attrs, "id", tx.id)
+	}
+	attrs = append(attrs, "from", from)
+	if rcpt != "" {
+		attrs = append(attrs, "rcpt", rcpt)
+	}
+	var serr *gosmtp.SMTPError
+	if errors.As(err, &serr) {
+		attrs = append(attrs, "code", serr.Code)
+	}
+	attrs = append(attrs, "reason", reason)
+	s.log.Info(msg, attrs...)
+}
+
+// closeRead shuts the reading half of the TCP connection under c (under TLS too), so that the
+// reply in flight is still written and then go-smtp's next read ends the connection.
+func closeRead(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if tcp, ok := c.(interface{ CloseRead() error }); ok {
+		_ = tcp.CloseRead()
+	}
+}
