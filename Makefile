@@ -24,7 +24,7 @@ RUN_FLAGS     ?= --smtp-addr 127.0.0.1:2525 --submission-addr 127.0.0.1:2587 \
                  --submissions-addr 127.0.0.1:2465 --imap-addr 127.0.0.1:2143 \
                  --imaps-addr 127.0.0.1:2993
 
-# Benchmark size and per-run time limit (see bench/README.md).
+# Benchmark size and sessions (see the doc comment of bench/main.go; BENCH_TIMEOUT limits each run).
 BENCH_MESSAGES ?= 20000
 BENCH_SESSIONS ?= 1,10,50
 
@@ -89,3 +89,5 @@ clean: ## Remove build outputs (keeps cached tools in bin/ and mail under ./data
 .PHONY: help
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+include hack/operator.mk
