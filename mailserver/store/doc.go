@@ -3,11 +3,13 @@
 //
 // # On-disk layout
 //
+//	<data>/mail/uidvalidity                 the last UIDVALIDITY handed out
 //	<data>/mail/<domain>/<local>/           the mailbox; its root is the INBOX (Maildir++)
 //	    cur/ new/ tmp/                      the INBOX Maildir
 //	    .Sent/ .Drafts/ .Work.Projects/ …   other folders; IMAP hierarchy delimiter "."
 //	    subscriptions                       subscribed folder names, one a line (as Dovecot)
 //	    kubemail-index                      the INBOX's index (see below); one in every folder dir
+//	    .Sent/maildirfolder                 the Maildir++ folder marker
 //
 // The layout is the standard Maildir++ one (Courier, Dovecot "maildir:" with LAYOUT=maildir++),
 // so a mailbox volume can be read with mutt or Dovecot. Folder names are stored in UTF-8 on disk
@@ -43,7 +45,7 @@
 //	end <count>
 //
 // A missing, unparsable or truncated index is rebuilt from the directory with a new UIDVALIDITY
-// (logged): clients then resynchronise, as RFC 9051 2.3.1.1 requires when UIDs cannot be kept.
+// (logged; <data>/mail/uidvalidity keeps the last one handed out, so a new one is always larger): clients then resynchronise, as RFC 9051 2.3.1.1 requires when UIDs cannot be kept.
 // Files the index names but that are gone were expunged by another process; files it does not
 // name are new and get the next UIDs. New mail in new/ is moved to cur/ when it gets its UID.
 //

@@ -21,7 +21,9 @@ type Store struct {
 	dirSyncs sync.Map // directory path -> *dirSyncer
 	madeDirs sync.Map // mailbox/folder directory -> struct{}: its Maildir exists and is durable
 
-	mu      sync.Mutex
+	uidvMu sync.Mutex // guards the uidvalidity file
+
+	mu      sync.Mutex            // guards folders and folder creation, renaming and deletion
 	folders map[folderKey]*Folder // folders loaded so far
 }
 
@@ -77,10 +79,11 @@ func (s *Store) ensureMaildir(dir string) error {
 	return nil
 }
 
-// forgetMaildir drops dir and everything below it from the cache of existing Maildirs.
+// forgetMaildir drops dir, everything below it and its Maildir++ children (dir + ".x") from the
+// cache of existing Maildirs.
 func (s *Store) forgetMaildir(dir string) {
 	s.madeDirs.Range(func(k, _ any) bool {
-		if p := k.(string); p == dir || strings.HasPrefix(p, dir+string(filepath.Separator)) {
+		if p := k.(string); p == dir || strings.HasPrefix(p, dir+string(filepath.Separator)) || strings.HasPrefix(p, dir+".") {
 			s.madeDirs.Delete(k)
 		}
 		return true

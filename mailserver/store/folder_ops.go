@@ -1,0 +1,278 @@
+package store
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Status is a folder's summary for STATUS and SELECT.
+type Status struct {
+	Messages, Unseen, Deleted uint32
+	UIDNext, UIDValidity      uint32
+	Size                      int64
+	FirstUnseen               uint32 // sequence number of the first message without \Seen, or 0
+}
+
+// Status returns the folder's summary after picking up changes.
+func (f *Folder) Status() (Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gone {
+		return Status{}, ErrFolderGone
+	}
+	if err := f.refreshLocked(); err != nil {
+		return Status{}, err
+	}
+	st := Status{Messages: uint32(len(f.msgs)), UIDNext: f.uidNext, UIDValidity: f.uidValidity}
+	for i := range f.msgs {
+		m := &f.msgs[i]
+		if strings.IndexByte(m.Letters, FlagSeen) < 0 {
+			st.Unseen++
+			if st.FirstUnseen == 0 {
+				st.FirstUnseen = uint32(i + 1)
+			}
+		}
+		if strings.IndexByte(m.Letters, FlagDeleted) >= 0 {
+			st.Deleted++
+		}
+		st.Size += m.Size
+	}
+	return st, nil
+}
+
+// Append stores a message read from r with the given IMAP flags and internal date (now if zero)
+// and returns its UID (RFC 4315 APPENDUID). The file is durable when Append returns.
+func (f *Folder) Append(r io.Reader, flags []string, date time.Time) (uidValidity, uid uint32, err error) {
+	if date.IsZero() {
+		date = time.Now()
+	}
+	base := uniqueBase(time.Now())
+	tmp := filepath.Join(f.dir, "tmp", base)
+	size, err := writeFileSynced(tmp, nil, r)
+	if err != nil {
+		os.Remove(tmp)
+		return 0, 0, err
+	}
+	defer os.Remove(tmp) // a no-op once renamed
+	if err := os.Chtimes(tmp, date, date); err != nil {
+		return 0, 0, fmt.Errorf("store: setting internal date: %w", err)
+	}
+	letters, keywords := splitFlags(flags)
+	m := Message{Letters: letters, Keywords: keywords, Size: size, Date: date, base: withSize(base, size)}
+	m.file = curName(m.base, letters)
+	uidValidity, uids, err := f.commit([]string{tmp}, []Message{m})
+	if err != nil {
+		return 0, 0, err
+	}
+	return uidValidity, uids[0], nil
+}
+
+// commit renames tmp files into cur/ as msgs (whose file names are set), fsyncs cur/, gives
+// them UIDs, writes the index and reports them. It returns the UIDVALIDITY and the new UIDs.
+func (f *Folder) commit(tmps []string, msgs []Message) (uint32, []uint32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gone {
+		return 0, nil, ErrFolderGone
+	}
+	// Mail waiting in new/ arrived first: give it its UIDs before these.
+	if err := f.refreshLocked(); err != nil {
+		return 0, nil, err
+	}
+	cur := filepath.Join(f.dir, "cur")
+	for i, t := range tmps {
+		if err := os.Rename(t, filepath.Join(cur, msgs[i].file)); err != nil {
+			for _, m := range msgs[:i] {
+				os.Remove(filepath.Join(cur, m.file))
+			}
+			return 0, nil, fmt.Errorf("store: moving message into cur/: %w", err)
+		}
+	}
+	if err := f.s.syncDirGrouped(cur); err != nil {
+		return 0, nil, err
+	}
+	uids := make([]uint32, len(msgs))
+	for i := range msgs {
+		msgs[i].UID = f.uidNext
+		uids[i] = f.uidNext
+		f.uidNext++
+	}
+	f.msgs = append(f.msgs, msgs...)
+	if err := f.writeIndexLocked(); err != nil {
+		return 0, nil, err
+	}
+	if f.observer != nil {
+		f.observer.Appended(uint32(len(f.msgs)))
+	}
+	f.stampLocked()
+	return f.uidValidity, uids, nil
+}
+
+// StoreFlags changes the flags of the messages with the given UIDs (missing ones are skipped)
+// and calls fn, under the folder's lock, for each of them with its sequence number and new
+// state. Observers get the changes with origin.
+func (f *Folder) StoreFlags(uids []uint32, op FlagOp, flags []string, origin any, fn func(seq uint32, m *Message)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gone {
+		return ErrFolderGone
+	}
+	cur := filepath.Join(f.dir, "cur")
+	keywordsChanged := false
+	for _, uid := range uids {
+		i := f.findLocked(uid)
+		if i < 0 {
+			continue
+		}
+		m := &f.msgs[i]
+		letters, keywords := applyFlags(m.Letters, m.Keywords, op, flags)
+		changed := false
+		if letters != m.Letters {
+			file := curName(m.base, letters)
+			if err := os.Rename(filepath.Join(cur, m.file), filepath.Join(cur, file)); err != nil {
+				if os.IsNotExist(err) {
+					continue // expunged by another process; the next scan reports it
+				}
+				return fmt.Errorf("store: changing flags: %w", err)
+			}
+			m.file, m.Letters, changed = file, letters, true
+		}
+		if !slices.Equal(keywords, m.Keywords) {
+			m.Keywords, changed, keywordsChanged = keywords, true, true
+		}
+		if changed && f.observer != nil {
+			f.observer.FlagsChanged(uint32(i+1), m.UID, m.Flags(), origin)
+		}
+		if fn != nil {
+			fn(uint32(i+1), m)
+		}
+	}
+	f.stampLocked()
+	if keywordsChanged {
+		return f.writeIndexLocked()
+	}
+	return nil
+}
+
+// Expunge removes the messages flagged \Deleted, only those whose UID is in uids when uids is
+// not nil (RFC 4315 UID EXPUNGE), and returns their UIDs. Observers get each expunge.
+func (f *Folder) Expunge(uids func(uid uint32) bool) ([]uint32, error) {
+	return f.expunge(func(m *Message) bool {
+		return strings.IndexByte(m.Letters, FlagDeleted) >= 0 && (uids == nil || uids(m.UID))
+	})
+}
+
+func (f *Folder) expunge(match func(m *Message) bool) ([]uint32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gone {
+		return nil, ErrFolderGone
+	}
+	cur := filepath.Join(f.dir, "cur")
+	var gone []uint32
+	for i := len(f.msgs) - 1; i >= 0; i-- {
+		m := &f.msgs[i]
+		if !match(m) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(cur, m.file)); err != nil && !os.IsNotExist(err) {
+			return gone, fmt.Errorf("store: expunging: %w", err)
+		}
+		gone = append(gone, m.UID)
+		f.msgs = append(f.msgs[:i], f.msgs[i+1:]...)
+		if f.observer != nil {
+			f.observer.Expunged(uint32(i + 1))
+		}
+	}
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	slices.Reverse(gone)
+	f.stampLocked()
+	return gone, f.writeIndexLocked()
+}
+
+// CopyTo copies the messages with the given UIDs (missing ones are skipped) into dest, keeping
+// flags, keywords and internal dates, and returns dest's UIDVALIDITY with the source UIDs and
+// the UIDs they got (RFC 4315 COPYUID). dest may be f itself.
+func (f *Folder) CopyTo(dest *Folder, uids []uint32) (uidValidity uint32, srcUIDs, destUIDs []uint32, err error) {
+	type source struct {
+		path string
+		m    Message
+	}
+	var srcs []source
+	f.mu.Lock()
+	if f.gone {
+		f.mu.Unlock()
+		return 0, nil, nil, ErrFolderGone
+	}
+	for _, uid := range uids {
+		if i := f.findLocked(uid); i >= 0 {
+			m := f.msgs[i]
+			m.Keywords = slices.Clone(m.Keywords)
+			srcs = append(srcs, source{filepath.Join(f.dir, "cur", m.file), m})
+		}
+	}
+	f.mu.Unlock()
+
+	var tmps []string
+	defer func() {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}()
+	var msgs []Message
+	for _, src := range srcs {
+		base := withSize(uniqueBase(time.Now()), src.m.Size)
+		tmp := filepath.Join(dest.dir, "tmp", base)
+		if err := os.Link(src.path, tmp); err != nil {
+			if err := copyFileSynced(src.path, tmp); err != nil {
+				if os.IsNotExist(err) {
+					continue // expunged meanwhile
+				}
+				return 0, nil, nil, err
+			}
+			os.Chtimes(tmp, src.m.Date, src.m.Date)
+		}
+		tmps = append(tmps, tmp)
+		m := src.m
+		m.base, m.file = base, curName(base, m.Letters)
+		msgs = append(msgs, m)
+		srcUIDs = append(srcUIDs, src.m.UID)
+	}
+	if len(msgs) == 0 {
+		return dest.UIDValidity(), nil, nil, nil
+	}
+	uidValidity, destUIDs, err = dest.commit(tmps, msgs)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	return uidValidity, srcUIDs, destUIDs, nil
+}
+
+// MoveTo moves the messages with the given UIDs into dest (RFC 6851): copies them, then expunges
+// them from f. A crash in between leaves both copies, never none.
+func (f *Folder) MoveTo(dest *Folder, uids []uint32) (uidValidity uint32, srcUIDs, destUIDs []uint32, err error) {
+	uidValidity, srcUIDs, destUIDs, err = f.CopyTo(dest, uids)
+	if err != nil || len(srcUIDs) == 0 {
+		return uidValidity, srcUIDs, destUIDs, err
+	}
+	moved := make(map[uint32]bool, len(srcUIDs))
+	for _, u := range srcUIDs {
+		moved[u] = true
+	}
+	_, err = f.expunge(func(m *Message) bool { return moved[m.UID] })
+	return uidValidity, srcUIDs, destUIDs, err
+}
+
+// UIDValidity returns the folder's UIDVALIDITY.
+func (f *Folder) UIDValidity() uint32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.uidValidity
+}
