@@ -90,6 +90,11 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	// go-smtp's DATA reader fills the whole buffer before it returns, so a bounded read is what
+	// lets keepAlive see a slow but steady client.
+	if len(p) > readChunk {
+		p = p[:readChunk]
+	}
 	n, err := b.r.Read(p)
 	if n > 0 {
 		chunk := p[:n]
@@ -112,6 +117,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// readChunk bounds one read of the body: a client must send this much per read timeout.
+const readChunk = 16 << 10
+
 // hasBareLF reports whether p has an LF not preceded by CR (RFC 5321 2.3.8). Lines ending in a
 // bare LF are how SMTP smuggling hides a second message; go-smtp already refuses to end DATA on
 // them, and we refuse the message outright, as Postfix 3.9 does.
@@ -133,7 +141,7 @@ func (b *bodyReader) keepAlive() {
 	if b.timeout <= 0 {
 		return
 	}
-	if now := time.Now(); now.Sub(b.moved) >= time.Second {
+	if now := time.Now(); now.Sub(b.moved) >= min(time.Second, b.timeout/4) {
 		b.moved = now
 		_ = b.conn.SetReadDeadline(now.Add(b.timeout))
 	}

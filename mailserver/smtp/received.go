@@ -30,7 +30,8 @@ func (s *session) receivedHeader(tx *transaction, user *config.Mailbox) []byte {
 	b = append(b, ')')
 	if s.tls != nil {
 		b = append(b, "\r\n\t(using "...)
-		b = append(b, tls.VersionName(s.tls.Version)...)
+		// "TLSv1.3" as Postfix and OpenSSL write it, not Go's "TLS 1.3".
+		b = append(b, strings.Replace(tls.VersionName(s.tls.Version), "TLS ", "TLSv", 1)...)
 		b = append(b, " with cipher "...)
 		b = append(b, tls.CipherSuiteName(s.tls.CipherSuite)...)
 		b = append(b, ')')
