@@ -1,0 +1,143 @@
+package builder
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubemail/kubemail/api/v1alpha1"
+)
+
+// Keys of the ConfigMap and Secret, which become the file names in the manifests directory.
+const (
+	ObjectsKey   = "objects.yaml"
+	PasswordsKey = "passwords.yaml"
+
+	// passwordsSecret is the name of the Secret manifest inside PasswordsKey that the rewritten
+	// Mailboxes reference; it exists only in the pod's manifests directory.
+	passwordsSecret = "kubemail-passwords"
+)
+
+// ServerConfig is what one MailDomain's server is configured with: the domain, the Mailboxes
+// that resolved without error, their password hashes, and the RelayPolicies that apply.
+type ServerConfig struct {
+	Domain        *v1alpha1.MailDomain
+	Mailboxes     []v1alpha1.Mailbox
+	RelayPolicies []v1alpha1.RelayPolicy
+	// PasswordHashes maps a Mailbox's name to the argon2id or bcrypt hash of its password.
+	PasswordHashes map[string]string
+}
+
+// BuildConfigMap renders objects.yaml: the domain, its Mailboxes (passwordSecretRef pointing at
+// the hashes in passwords.yaml) and its RelayPolicies, sorted by name so that the same input
+// always gives the same bytes and an unchanged config is never rewritten.
+func BuildConfigMap(cfg ServerConfig) (*corev1.ConfigMap, error) {
+	md := cfg.Domain
+	var docs [][]byte
+	add := func(obj any) error {
+		b, err := manifestYAML(obj)
+		if err != nil {
+			return fmt.Errorf("rendering manifests of MailDomain %s/%s: %w", md.Namespace, md.Name, err)
+		}
+		docs = append(docs, b)
+		return nil
+	}
+	if err := add(v1alpha1.MailDomain{
+		TypeMeta:   typeMeta("MailDomain"),
+		ObjectMeta: manifestMeta(md.ObjectMeta),
+		Spec:       md.Spec,
+	}); err != nil {
+		return nil, err
+	}
+	mailboxes := append([]v1alpha1.Mailbox(nil), cfg.Mailboxes...)
+	sort.Slice(mailboxes, func(i, j int) bool { return mailboxes[i].Name < mailboxes[j].Name })
+	for _, mb := range mailboxes {
+		spec := *mb.Spec.DeepCopy()
+		spec.PasswordSecretRef = v1alpha1.SecretKeySelector{Name: passwordsSecret, Key: mb.Name}
+		if err := add(v1alpha1.Mailbox{TypeMeta: typeMeta("Mailbox"), ObjectMeta: manifestMeta(mb.ObjectMeta), Spec: spec}); err != nil {
+			return nil, err
+		}
+	}
+	policies := append([]v1alpha1.RelayPolicy(nil), cfg.RelayPolicies...)
+	sort.Slice(policies, func(i, j int) bool { return policies[i].Name < policies[j].Name })
+	for _, rp := range policies {
+		if err := add(v1alpha1.RelayPolicy{TypeMeta: typeMeta("RelayPolicy"), ObjectMeta: manifestMeta(rp.ObjectMeta), Spec: rp.Spec}); err != nil {
+			return nil, err
+		}
+	}
+	header := fmt.Sprintf("# Rendered by the kubemail operator from MailDomain %s/%s; edits are overwritten.\n", md.Namespace, md.Name)
+	return &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: objectMeta(md, ConfigMapName(md)),
+		Data:       map[string]string{ObjectsKey: header + string(bytes.Join(docs, []byte("---\n")))},
+	}, nil
+}
+
+// BuildSecret renders passwords.yaml: one Secret manifest with a key per Mailbox name holding its
+// password hash. Only Mailboxes in cfg.Mailboxes are written, so a deleted Mailbox's credentials
+// leave the server with the next update of the Secret.
+func BuildSecret(cfg ServerConfig) (*corev1.Secret, error) {
+	md := cfg.Domain
+	hashes := map[string]string{}
+	for _, mb := range cfg.Mailboxes {
+		h, ok := cfg.PasswordHashes[mb.Name]
+		if !ok {
+			return nil, fmt.Errorf("no password hash for Mailbox %s/%s", mb.Namespace, mb.Name)
+		}
+		hashes[mb.Name] = h
+	}
+	inner := corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: passwordsSecret, Namespace: md.Namespace},
+		StringData: hashes,
+	}
+	b, err := yaml.Marshal(inner)
+	if err != nil {
+		return nil, fmt.Errorf("rendering password hashes of MailDomain %s/%s: %w", md.Namespace, md.Name, err)
+	}
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: objectMeta(md, SecretName(md)),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{PasswordsKey: b},
+	}, nil
+}
+
+// PasswordHashes reads back the hashes BuildSecret wrote, so the operator can keep a hash while
+// the password it was made from is unchanged instead of re-hashing (and rewriting) on restart.
+func PasswordHashes(s *corev1.Secret) map[string]string {
+	var inner corev1.Secret
+	if s == nil || yaml.Unmarshal(s.Data[PasswordsKey], &inner) != nil {
+		return nil
+	}
+	return inner.StringData
+}
+
+// manifestYAML renders obj as a manifest a person would write: without the empty status that
+// the API types always serialise.
+func manifestYAML(obj any) ([]byte, error) {
+	js, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "status")
+	return yaml.Marshal(m)
+}
+
+func typeMeta(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: kind}
+}
+
+// manifestMeta keeps what identifies an object in a manifest and drops what the API server set.
+func manifestMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace}
+}
