@@ -55,7 +55,7 @@ type result struct {
 	delivered time.Duration // until the last message is in new/
 	count     int           // messages found in new/ at the end
 	peakRSS   int64         // bytes
-	cpu       time.Duration // server CPU time (kubemail only)
+	cpu       time.Duration // server CPU time (Postfix: all its daemons, from the reaped master)
 	err       error
 }
 

@@ -78,8 +78,8 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 `
 
 // runPostfix measures the throwaway Postfix under the same load.
-func runPostfix(o options, sessions int) result {
-	r := result{server: "postfix", sessions: sessions, messages: o.messages}
+func runPostfix(o options, sessions int) (r result) {
+	r = result{server: "postfix", sessions: sessions, messages: o.messages}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 
@@ -99,6 +99,7 @@ func runPostfix(o options, sessions int) result {
 		if err := pf.stop(); err != nil && r.err == nil {
 			r.err = err
 		}
+		r.cpu = pf.cpu
 	}()
 
 	var peak int64
@@ -146,6 +147,7 @@ type postfix struct {
 	vmail     string
 	addr      string
 	masterPID int
+	cpu       time.Duration // master and daemons, summed as they are reaped
 }
 
 func newPostfix(o options) (*postfix, error) {
@@ -246,26 +248,28 @@ func (pf *postfix) stop() error {
 		return nil
 	}
 	if pf.masterPID != 0 {
-		for _, k := range childrenOf(pf.masterPID) {
+		for _, k := range append(childrenOf(pf.masterPID), childrenOf(os.Getpid())...) {
 			syscall.Kill(k, syscall.SIGKILL)
 		}
 		syscall.Kill(pf.masterPID, syscall.SIGKILL)
 	}
+	defer func() { pf.cpu += reapAll() }()
 	if pf.waitGone(5 * time.Second) {
 		return fmt.Errorf("postfix did not stop on `postfix stop` or `abort`; killed master %d", pf.masterPID)
 	}
 	return fmt.Errorf("postfix master %d survives SIGKILL", pf.masterPID)
 }
 
-// waitGone polls until the master and its children are gone (or zombies, which init reaps).
+// waitGone polls until the master and every daemon of it are gone, reaping them as they exit.
 func (pf *postfix) waitGone(timeout time.Duration) bool {
 	if pf.masterPID == 0 {
 		return true
 	}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		reap(pf.masterPID)
-		if !alive(pf.masterPID) && len(childrenOf(pf.masterPID)) == 0 {
+		pf.cpu += reapAll()
+		// Daemons the master left behind are reparented to this process (the subreaper).
+		if !alive(pf.masterPID) && !anyAlive(childrenOf(pf.masterPID)) && !anyAlive(childrenOf(os.Getpid())) {
 			return true
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -290,4 +294,13 @@ func (pf *postfix) cleanup(keep bool) {
 		return
 	}
 	os.RemoveAll(pf.tmp)
+}
+
+func anyAlive(pids []int) bool {
+	for _, p := range pids {
+		if alive(p) {
+			return true
+		}
+	}
+	return false
 }

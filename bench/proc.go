@@ -116,8 +116,18 @@ func becomeSubreaper() {
 	syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
 }
 
-// reap collects pid's exit status if it is our exited child; harmless otherwise.
-func reap(pid int) {
-	var ws syscall.WaitStatus
-	syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+// reapAll collects every exited child (with the subreaper: the Postfix master and the daemons it
+// left behind) and returns the CPU time they and the children they waited for used. Call it only
+// while no exec.Cmd of this process is running, or it would take their exit status.
+func reapAll() time.Duration {
+	var total time.Duration
+	for {
+		var ws syscall.WaitStatus
+		var ru syscall.Rusage
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, &ru)
+		if err != nil || pid <= 0 {
+			return total
+		}
+		total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 }
