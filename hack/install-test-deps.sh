@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # install-test-deps.sh installs what `make test` and `make bench` need, only where it is missing:
 #   - Debian packages: swaks (SMTP client, with Net::SSLeay and Authen::SASL for STARTTLS and
-#     AUTH), isync (mbsync, IMAP sync), postfix (smtp-source for the
-#     benchmark and the throwaway Postfix it compares against), mutt (reads Maildirs in tests).
+#     AUTH), isync (mbsync, IMAP sync), postfix (smtp-source for the benchmark and the
+#     throwaway Postfix it compares against).
 #   - python3 (stdlib only: smtplib, imaplib) must already be on the machine.
 # Postfix is installed with debconf preseeded to "No configuration" and with service starts
 # refused by policy-rc.d, so it neither starts nor configures the host's /etc/postfix. Running it
@@ -14,7 +14,6 @@ declare -A want=(
   [swaks]=swaks
   [mbsync]=isync
   [smtp-source]=postfix
-  [mutt]=mutt
 )
 
 missing=()
