@@ -74,6 +74,8 @@ func (s *server) sendMail(t *testing.T, to, subject, body string) {
 type imapMessage struct {
 	UID        uint32   `json:"uid"`
 	Flags      []string `json:"flags"`
+	Size       int      `json:"size"`
+	SHA256     string   `json:"sha256"`
 	MessageB64 string   `json:"message_b64"`
 }
 
@@ -108,8 +110,14 @@ func (s *server) imapClient(t *testing.T, user, password string, result any, arg
 	if code != 0 {
 		t.Fatalf("imap_client.py %s exited %d; output:\n%s", strings.Join(args, " "), code, out)
 	}
+	decodeJSON(t, out, result)
+}
+
+// decodeJSON decodes the last line a helper script printed.
+func decodeJSON(t *testing.T, out string, result any) {
+	t.Helper()
 	if err := json.Unmarshal([]byte(lastLine(out)), result); err != nil {
-		t.Fatalf("imap_client.py %s: decoding %q: %v", strings.Join(args, " "), out, err)
+		t.Fatalf("decoding %q: %v", out, err)
 	}
 }
 

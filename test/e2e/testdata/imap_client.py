@@ -7,14 +7,17 @@ this prints on stdout.
 usage: imap_client.py HOST PORT USER PASSWORD CAFILE COMMAND [ARGS...]
 
 commands:
-  dump [MAILBOX]           EXAMINE the mailbox (read-only, flags untouched) and print
+  dump                     EXAMINE INBOX (read-only, flags untouched) and print
                            {"caps_before_tls", "caps_after_tls", "uidvalidity", "uidnext",
-                            "messages": [{"uid", "flags", "message_b64"}]}
+                            "messages": [{"uid", "flags", "size", "sha256", "message_b64"}]}
+  digest                   the same, but size and sha256 of BODY[TEXT] (the body after the
+                           header) and no message_b64: for large messages
   store UID FLAG...        UID STORE UID +FLAGS (FLAG...) on INBOX, print {"ok": true}
   login-without-tls        try LOGIN on the plain connection, print {"refused": bool, "error"}
 """
 
 import base64
+import hashlib
 import imaplib
 import json
 import re
@@ -39,7 +42,7 @@ def check(typ, data, what):
     return data
 
 
-def dump(conn, mailbox):
+def dump(conn, mailbox, digest_only=False):
     typ, data = conn.select(mailbox, readonly=True)
     check(typ, data, "EXAMINE " + mailbox)
     exists = int(data[0])
@@ -54,10 +57,14 @@ def dump(conn, mailbox):
             uid = int(FETCH_LINE.search(item).group(1))
             flags = FLAGS.search(item).group(1).decode().split()
             messages.append({"uid": uid, "flags": sorted(flags)})
+        section = "TEXT" if digest_only else ""
         for m in messages:
-            data = check(*conn.uid("FETCH", str(m["uid"]), "(BODY.PEEK[])"), "UID FETCH BODY.PEEK[]")
+            data = check(*conn.uid("FETCH", str(m["uid"]), f"(BODY.PEEK[{section}])"), "UID FETCH BODY.PEEK")
             literal = next(part[1] for part in data if isinstance(part, tuple))
-            m["message_b64"] = base64.b64encode(literal).decode()
+            m["size"] = len(literal)
+            m["sha256"] = hashlib.sha256(literal).hexdigest()
+            if not digest_only:
+                m["message_b64"] = base64.b64encode(literal).decode()
     return {"uidvalidity": uidvalidity, "uidnext": uidnext, "exists": exists, "messages": messages}
 
 
@@ -76,9 +83,11 @@ def main(argv):
     conn, caps_before, caps_after = connect(host, port, cafile)
     check(*conn.login(user, password), "LOGIN")
     if command == "dump":
-        result = dump(conn, args[0] if args else "INBOX")
+        result = dump(conn, "INBOX")
         result["caps_before_tls"] = caps_before
         result["caps_after_tls"] = caps_after
+    elif command == "digest":
+        result = dump(conn, "INBOX", digest_only=True)
     elif command == "store":
         uid, flags = args[0], args[1:]
         check(*conn.select("INBOX"), "SELECT INBOX")
