@@ -1,0 +1,144 @@
+// Package imap serves the store's mailboxes over IMAP (RFC 9051 IMAP4rev2 and RFC 3501
+// IMAP4rev1) with go-imap/v2's imapserver.
+//
+// # Policies
+//
+//   - Login (LOGIN, AUTHENTICATE PLAIN) only on a TLS connection: STARTTLS on the plain port, or a
+//     listener wrapped in TLS for IMAPS (RFC 8314). Before TLS the server advertises
+//     LOGINDISABLED and answers NO [PRIVACYREQUIRED]. The login name is the mailbox's primary
+//     address; auth.Authenticator checks the hash and slows down clients that keep failing.
+//   - One namespace, personal, prefix "" and hierarchy delimiter "." (the Maildir++ one).
+//   - Every session on a folder shares one imapserver.MailboxTracker attached to the store's
+//     Folder; the store reports each change (delivery, append, flags, expunge, or a change found
+//     by rescanning) to it under the folder lock, so sequence numbers stay consistent across
+//     sessions, and IDLE reports new mail as soon as it is delivered.
+//   - FLAGS, UID, RFC822.SIZE and INTERNALDATE come from memory; ENVELOPE reads only the header;
+//     BODY[] and BODY[TEXT] are streamed from the file (sized by the file, so RFC822.SIZE and
+//     BODY[] always agree).
+//   - Errors from the store reach the client as a NO with a response code (RFC 5530) and generic
+//     text; details go to the log.
+package imap
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	_ "github.com/emersion/go-message/charset" // decode RFC 2047 words in any charset
+
+	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/store"
+)
+
+// Options configure the IMAP server.
+type Options struct {
+	Store  *store.Store
+	Live   *config.Live
+	Auth   *auth.Authenticator
+	TLS    *tls.Config // STARTTLS; nil disables it (and so every login on the plain port)
+	Logger *slog.Logger
+}
+
+// NewServer returns an IMAP server over the store. Serve it on a plain listener (STARTTLS) and on
+// a tls.NewListener for IMAPS.
+func NewServer(opts Options) *imapserver.Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	srv := &server{opts: opts, log: opts.Logger}
+	return imapserver.New(&imapserver.Options{
+		NewSession: srv.newSession,
+		Caps: imap.CapSet{
+			imap.CapIMAP4rev1:    {},
+			imap.CapIMAP4rev2:    {},
+			imap.CapNamespace:    {},
+			imap.CapUIDPlus:      {},
+			imap.CapMove:         {},
+			imap.CapESearch:      {},
+			imap.CapSearchRes:    {},
+			imap.CapListExtended: {},
+			imap.CapListStatus:   {},
+			imap.CapStatusSize:   {},
+			imap.CapChildren:     {},
+			imap.CapSpecialUse:   {},
+			imap.CapLiteralPlus:  {},
+			imap.CapBinary:       {},
+		},
+		Logger:       logAdapter{opts.Logger},
+		TLSConfig:    opts.TLS,
+		InsecureAuth: false, // RFC 8314: no passwords in the clear
+	})
+}
+
+type server struct {
+	opts Options
+	log  *slog.Logger
+}
+
+func (s *server) newSession(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	return &session{srv: s, conn: conn, remote: conn.NetConn().RemoteAddr()}, nil, nil
+}
+
+// logAdapter sends imapserver's own messages (I/O errors, internal errors) to slog.
+type logAdapter struct{ log *slog.Logger }
+
+func (l logAdapter) Printf(format string, args ...any) {
+	l.log.Warn("IMAP connection reported an error", "detail", fmt.Sprintf(format, args...))
+}
+
+// trackerObserver forwards a folder's changes to its mailbox tracker.
+type trackerObserver struct {
+	mt  *imapserver.MailboxTracker
+	log *slog.Logger
+}
+
+// guard keeps a tracker panic (an inconsistency) from taking down the process: the store may
+// call an observer from a delivery's goroutine.
+func (o trackerObserver) guard() {
+	if v := recover(); v != nil {
+		o.log.Error("Mailbox tracker rejected an update", "panic", v)
+	}
+}
+
+func (o trackerObserver) Appended(total uint32) {
+	defer o.guard()
+	o.mt.QueueNumMessages(total)
+}
+
+func (o trackerObserver) Expunged(seq uint32) {
+	defer o.guard()
+	o.mt.QueueExpunge(seq)
+}
+
+func (o trackerObserver) FlagsChanged(seq, uid uint32, flags []string, origin any) {
+	defer o.guard()
+	src, _ := origin.(*imapserver.SessionTracker)
+	o.mt.QueueMessageFlags(seq, imap.UID(uid), toFlags(flags), src)
+}
+
+// tracker returns the folder's mailbox tracker, attaching one on first use.
+func (s *server) tracker(f *store.Folder) *imapserver.MailboxTracker {
+	return f.Attach(func(n uint32) (any, store.Observer) {
+		mt := imapserver.NewMailboxTracker(n)
+		return mt, trackerObserver{mt: mt, log: s.log}
+	}).(*imapserver.MailboxTracker)
+}
+
+func toFlags(flags []string) []imap.Flag {
+	out := make([]imap.Flag, len(flags))
+	for i, f := range flags {
+		out[i] = imap.Flag(f)
+	}
+	return out
+}
+
+func fromFlags(flags []imap.Flag) []string {
+	out := make([]string, len(flags))
+	for i, f := range flags {
+		out[i] = string(f)
+	}
+	return out
+}
