@@ -195,8 +195,12 @@ func (m *matcher) match(c *imap.SearchCriteria) bool {
 		}
 	}
 	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		// Without a usable Date: field, the internal date stands in (as in Dovecot).
 		t, err := m.getHeader().Date()
-		if err != nil || !matchDate(t, c.SentSince, c.SentBefore) {
+		if err != nil || t.IsZero() {
+			t = msg.Date
+		}
+		if !matchDate(t, c.SentSince, c.SentBefore) {
 			return false
 		}
 	}
