@@ -1,0 +1,38 @@
+// Command kubemail is the one binary of kubemail: `kubemail server` runs a mail server, and
+// `kubemail manager` (to come) runs the Kubernetes operator that manages mail servers.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `kubemail: a complete Internet mail system, run by a Kubernetes operator or on its own.
+
+Usage:
+  kubemail server [flags]   serve SMTP and IMAP for the domains in a manifests directory
+  kubemail version          print the version
+
+Run "kubemail server --help" for the server's flags.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "server":
+		os.Exit(runServer(os.Args[2:]))
+	case "version", "--version":
+		fmt.Println("kubemail", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "kubemail: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+}

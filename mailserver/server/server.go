@@ -1,0 +1,183 @@
+// Package server assembles one kubemail mail server: it loads the config, opens the mailbox
+// store, and serves SMTP (MX and submission) and IMAP on their listeners until its context ends.
+// `kubemail server` is a thin flag parser over Run; tests run it in-process the same way.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/imap"
+	"github.com/kubemail/kubemail/mailserver/smtp"
+	"github.com/kubemail/kubemail/mailserver/store"
+	"github.com/kubemail/kubemail/mailserver/tlsutil"
+)
+
+// Options configure one server. An empty address leaves that listener off.
+type Options struct {
+	Manifests string // directory of YAML manifests
+	DataDir   string // mailboxes, index, self-signed certificate
+	Hostname  string // name in greetings and Received: headers
+
+	SMTPAddr, SubmissionAddr, SubmissionsAddr string
+	IMAPAddr, IMAPSAddr                       string
+	HealthAddr                                string // HTTP /healthz and /readyz
+
+	TLSCert, TLSKey string // PEM files; both empty means a self-signed certificate in DataDir/tls
+
+	// ReloadInterval is how often the manifests are checked for changes; 0 means 2 s.
+	ReloadInterval time.Duration
+
+	Logger *slog.Logger
+}
+
+// Run serves until ctx ends, then closes every listener and waits for the sessions to end.
+func Run(ctx context.Context, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
+	}
+	hasher := auth.NewHasher()
+	cfg, err := config.LoadManifests(opts.Manifests, hasher)
+	if err != nil {
+		return fmt.Errorf("loading the manifests: %w", err)
+	}
+	live := config.NewLive(config.NewDirectory(cfg))
+	log.Info("Loaded config", "manifests", opts.Manifests, "domains", len(cfg.Domains), "mailboxes", len(cfg.Mailboxes))
+
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating the data dir: %w", err)
+	}
+	tlsConfig, err := loadTLS(opts, log)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(opts.DataDir, log)
+	if err != nil {
+		return fmt.Errorf("opening the mailbox store: %w", err)
+	}
+	authn := auth.NewAuthenticator(live)
+
+	smtpOpts := smtp.Options{Hostname: opts.Hostname, Live: live, Store: st, Auth: authn, TLS: tlsConfig, Logger: log}
+	imapSrv := imap.NewServer(imap.Options{Store: st, Live: live, Auth: authn, TLS: tlsConfig, Logger: log})
+
+	var ls listeners
+	defer ls.closeAll()
+	mx, sub, subs := smtp.NewMX(smtpOpts), smtp.NewSubmission(smtpOpts), smtp.NewSubmission(smtpOpts)
+	if err := ls.add("smtp", opts.SMTPAddr, nil, mx.Serve); err != nil {
+		return err
+	}
+	if err := ls.add("submission", opts.SubmissionAddr, nil, sub.Serve); err != nil {
+		return err
+	}
+	if err := ls.add("submissions", opts.SubmissionsAddr, tlsConfig, subs.Serve); err != nil {
+		return err
+	}
+	if err := ls.add("imap", opts.IMAPAddr, nil, imapSrv.Serve); err != nil {
+		return err
+	}
+	if err := ls.add("imaps", opts.IMAPSAddr, tlsConfig, imapSrv.Serve); err != nil {
+		return err
+	}
+	health := &http.Server{Handler: healthHandler(), ReadHeaderTimeout: 5 * time.Second}
+	if err := ls.add("health", opts.HealthAddr, nil, health.Serve); err != nil {
+		return err
+	}
+
+	errc := make(chan error, len(ls.items))
+	for _, l := range ls.items {
+		go func() {
+			log.Info("Serving", "protocol", l.name, "addr", l.ln.Addr().String())
+			err := l.serve(l.ln)
+			if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, gosmtp.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serving %s on %s: %w", l.name, l.ln.Addr(), err)
+			}
+		}()
+	}
+	go watchManifests(ctx, opts, live, hasher, log)
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	log.Info("Shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, stop := range []func(context.Context) error{mx.Shutdown, sub.Shutdown, subs.Shutdown, health.Shutdown} {
+		wg.Add(1)
+		go func() { defer wg.Done(); stop(shutdownCtx) }()
+	}
+	imapSrv.Close()
+	wg.Wait()
+	return err
+}
+
+func loadTLS(opts Options, log *slog.Logger) (*tls.Config, error) {
+	certFile, keyFile := opts.TLSCert, opts.TLSKey
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if certFile == "" {
+		var err error
+		certFile, keyFile, err = tlsutil.SelfSigned(filepath.Join(opts.DataDir, "tls"), opts.Hostname)
+		if err != nil {
+			return nil, fmt.Errorf("making a self-signed certificate: %w", err)
+		}
+		log.Warn("Using a self-signed TLS certificate; give --tls-cert and --tls-key for one that clients trust", "cert", certFile)
+	}
+	return tlsutil.Config(certFile, keyFile)
+}
+
+type listener struct {
+	name  string
+	ln    net.Listener
+	serve func(net.Listener) error
+}
+
+type listeners struct{ items []listener }
+
+func (ls *listeners) add(name, addr string, tlsConfig *tls.Config, serve func(net.Listener) error) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening for %s: %w", name, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	ls.items = append(ls.items, listener{name: name, ln: ln, serve: serve})
+	return nil
+}
+
+func (ls *listeners) closeAll() {
+	for _, l := range ls.items {
+		l.ln.Close()
+	}
+}
+
+func healthHandler() http.Handler {
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }
+	mux.HandleFunc("/healthz", ok)
+	mux.HandleFunc("/readyz", ok)
+	return mux
+}
