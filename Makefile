@@ -37,6 +37,7 @@ build: ## Build bin/kubemail.
 
 .PHONY: run
 run: build ## Serve config/samples on the loopback ports, mail under ./data.
+	@if [[ -f hack/first-mail.txt ]]; then echo; cat hack/first-mail.txt; echo; fi
 	$(KUBEMAIL) server --manifests $(RUN_MANIFESTS) --data-dir $(RUN_DATA_DIR) $(RUN_FLAGS)
 
 .PHONY: test-deps
