@@ -263,7 +263,13 @@ func TestTwoSessionsSeeEachOther(t *testing.T) {
 	e.deliver(alice, msgText("two", "2\r\n"))
 	var expunges []uint32
 	fetches := make(chan *imapclient.FetchMessageBuffer, 10)
+	mailboxFlags := make(chan []imap.Flag, 10)
 	a := e.loginWith(alice, alicePassword, &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.Flags != nil {
+				mailboxFlags <- d.Flags
+			}
+		},
 		Expunge: func(seq uint32) { expunges = append(expunges, seq) },
 		Fetch: func(m *imapclient.FetchMessageData) { // runs on its own goroutine
 			buf, _ := m.Collect()
@@ -290,6 +296,18 @@ func TestTwoSessionsSeeEachOther(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("session A saw no FETCH after session B's STORE")
 	}
+	// A new keyword is announced with FLAGS before a FETCH shows it (RFC 9051 7.3.5).
+	b.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{"$Project"}}, nil).Close()
+	a.Noop().Wait()
+	select {
+	case flags := <-mailboxFlags:
+		if !slices.Contains(flags, "$Project") {
+			t.Errorf("FLAGS %v lacks the new keyword", flags)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("session A got no FLAGS for a new keyword")
+	}
+	<-fetches
 	e.deliver(alice, msgText("three", "3\r\n"))
 	waitFor(t, 5*time.Second, "EXISTS 3 in session A", func() bool {
 		a.Noop().Wait()

@@ -21,6 +21,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		return nil, s.internal("selecting", err)
 	}
 	mt := s.srv.tracker(f)
+	keywords := f.Keywords()
 	var data imap.SelectData
 	err = f.View(func(uidValidity, uidNext uint32, msgs []store.Message) {
 		// The session tracker starts from exactly this state.
@@ -28,7 +29,6 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		data.NumMessages = uint32(len(msgs))
 		data.UIDValidity = uidValidity
 		data.UIDNext = imap.UID(uidNext)
-		var keywords []string
 		for i := range msgs {
 			m := &msgs[i]
 			if data.FirstUnseenSeqNum == 0 && !strings.Contains(m.Letters, string(store.FlagSeen)) {

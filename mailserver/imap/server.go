@@ -119,6 +119,11 @@ func (o trackerObserver) FlagsChanged(seq, uid uint32, flags []string, origin an
 	o.mt.QueueMessageFlags(seq, imap.UID(uid), toFlags(flags), src)
 }
 
+func (o trackerObserver) KeywordsDefined(keywords []string) {
+	defer o.guard()
+	o.mt.QueueMailboxFlags(toFlags(append(store.SystemFlags(), keywords...)))
+}
+
 // tracker returns the folder's mailbox tracker, attaching one on first use.
 func (s *server) tracker(f *store.Folder) *imapserver.MailboxTracker {
 	return f.Attach(func(n uint32) (any, store.Observer) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,9 @@ type Observer interface {
 	// FlagsChanged reports new flags of a message. origin is what the change's caller passed
 	// (nil for changes from deliveries and other processes).
 	FlagsChanged(seq, uid uint32, flags []string, origin any)
+	// KeywordsDefined reports that the folder's set of keywords grew: keywords is the whole set,
+	// for an untagged FLAGS response (RFC 9051 7.3.5), sent before any message shows a new one.
+	KeywordsDefined(keywords []string)
 }
 
 // Folder is one folder (a Maildir) of one mailbox. One Folder exists per folder and store, shared
@@ -60,6 +64,7 @@ type Folder struct {
 	msgs        []Message // in UID order: msgs[i] has sequence number i+1
 	curStamp    time.Time // mtime of cur/ after our last scan or change
 	newStamp    time.Time
+	keywords    []string // every keyword seen in the folder since it was loaded, sorted
 	attachment  any
 	observer    Observer
 	scanQueued  atomic.Bool
@@ -90,6 +95,9 @@ func (f *Folder) load() error {
 	dirty := err != nil
 	if err := f.scanLocked(true, &dirty); err != nil {
 		return err
+	}
+	for i := range f.msgs {
+		f.noteKeywordsLocked(f.msgs[i].Keywords)
 	}
 	if dirty {
 		return f.writeIndexLocked()
@@ -331,6 +339,30 @@ func (f *Folder) Attach(mk func(count uint32) (any, Observer)) any {
 		f.attachment, f.observer = mk(uint32(len(f.msgs)))
 	}
 	return f.attachment
+}
+
+// noteKeywordsLocked adds keywords new to the folder to its set and reports the grown set.
+func (f *Folder) noteKeywordsLocked(keywords []string) {
+	grown := false
+	for _, kw := range keywords {
+		if !containsFold(f.keywords, kw) {
+			f.keywords = append(f.keywords, kw)
+			grown = true
+		}
+	}
+	if grown {
+		sort.Strings(f.keywords)
+		if f.observer != nil {
+			f.observer.KeywordsDefined(slices.Clone(f.keywords))
+		}
+	}
+}
+
+// Keywords returns every keyword seen in the folder since it was loaded.
+func (f *Folder) Keywords() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.keywords)
 }
 
 // View calls fn under the folder's lock with its state; msgs[i] has sequence number i+1. fn must

@@ -98,6 +98,7 @@ func (f *Folder) commit(tmps []string, msgs []Message) (uint32, []uint32, error)
 	}
 	uids := make([]uint32, len(msgs))
 	for i := range msgs {
+		f.noteKeywordsLocked(msgs[i].Keywords)
 		msgs[i].UID = f.uidNext
 		uids[i] = f.uidNext
 		f.uidNext++
@@ -143,6 +144,7 @@ func (f *Folder) StoreFlags(uids []uint32, op FlagOp, flags []string, origin any
 			m.file, m.Letters, changed = file, letters, true
 		}
 		if !slices.Equal(keywords, m.Keywords) {
+			f.noteKeywordsLocked(keywords)
 			m.Keywords, changed, keywordsChanged = keywords, true, true
 		}
 		if changed && f.observer != nil {

@@ -37,6 +37,11 @@ func (r *recorder) FlagsChanged(seq, uid uint32, flags []string, origin any) {
 	defer r.mu.Unlock()
 	r.events = append(r.events, "flags:"+strings.Join(flags, " "))
 }
+func (r *recorder) KeywordsDefined(keywords []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, "keywords:"+strings.Join(keywords, " "))
+}
 func (r *recorder) snapshot() (uint32, []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -357,5 +362,29 @@ func TestFolderManagement(t *testing.T) {
 	}
 	if st, _ := old.Status(); st.Messages != 1 {
 		t.Errorf("renamed INBOX holds %d messages", st.Messages)
+	}
+}
+
+func TestNewKeywordsAreAnnounced(t *testing.T) {
+	s, _ := openTestStore(t)
+	deliver(t, s, "alice@example.test", "Subject: a\r\n\r\n")
+	a, _ := s.Account("alice@example.test")
+	inbox, _ := a.Folder("INBOX")
+	rec := observe(inbox)
+	inbox.StoreFlags([]uint32{1}, FlagsAdd, []string{"$Work", `\Seen`}, nil, nil)
+	inbox.StoreFlags([]uint32{1}, FlagsRemove, []string{"$Work"}, nil, nil)
+	inbox.StoreFlags([]uint32{1}, FlagsAdd, []string{"$Work"}, nil, nil)
+	_, events := rec.snapshot()
+	n := 0
+	for _, ev := range events {
+		if ev == "keywords:$Work" {
+			n++
+		}
+	}
+	if len(events) == 0 || events[0] != "keywords:$Work" || n != 1 {
+		t.Errorf("events %v, want the keyword announced once, before the flags change", events)
+	}
+	if kws := inbox.Keywords(); !slices.Equal(kws, []string{"$Work"}) {
+		t.Errorf("Keywords() = %v", kws)
 	}
 }
