@@ -41,6 +41,10 @@ type Options struct {
 	// ReloadInterval is how often the manifests are checked for changes; 0 means 2 s.
 	ReloadInterval time.Duration
 
+	// OnListen, when set, is called with each listener's protocol and address once it listens:
+	// how a caller that asked for port 0 learns the port.
+	OnListen func(protocol string, addr net.Addr)
+
 	Logger *slog.Logger
 }
 
@@ -102,6 +106,9 @@ func Run(ctx context.Context, opts Options) error {
 
 	errc := make(chan error, len(ls.items))
 	for _, l := range ls.items {
+		if opts.OnListen != nil {
+			opts.OnListen(l.name, l.ln.Addr())
+		}
 		go func() {
 			log.Info("Serving", "protocol", l.name, "addr", l.ln.Addr().String())
 			err := l.serve(l.ln)
