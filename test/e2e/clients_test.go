@@ -134,7 +134,7 @@ func lastLine(s string) string {
 }
 
 // mbsync syncs user's INBOX from the server's IMAP listener (STARTTLS, certificate checked) into
-// the Maildir at dir, pull only, and returns mbsync's output.
+// the Maildir at dir, pull only, and returns its verbose output with the IMAP protocol trace (-Dn).
 func (s *server) mbsync(t *testing.T, user, password, dir string) string {
 	t.Helper()
 	mbsync := requireTool(t, "mbsync")
@@ -165,7 +165,7 @@ SyncState *
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	out, code := runClient(t, mbsync, "-c", conf, "-V", "inbox")
+	out, code := runClient(t, mbsync, "-c", conf, "-V", "-Dn", "inbox")
 	if code != 0 {
 		t.Fatalf("mbsync exited %d; output:\n%s", code, out)
 	}
