@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"log/slog"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -72,6 +73,7 @@ type env struct {
 	dataDir  string
 	store    *store.Store
 	srv      *imapserver.Server
+	logs     *logRecorder
 	plain    string // STARTTLS listener address
 	implicit string // IMAPS listener address
 }
@@ -92,7 +94,8 @@ func startEnv(t *testing.T, dataDir string) *env {
 	authn := auth.NewAuthenticator(live)
 	authn.FailureDelay, authn.MaxFailureDelay = time.Millisecond, time.Millisecond
 	tlsConf, _ := testTLS(t)
-	srv := NewServer(Options{Store: st, Live: live, Auth: authn, TLS: tlsConf})
+	logs := &logRecorder{}
+	srv := NewServer(Options{Store: st, Live: live, Auth: authn, TLS: tlsConf, Logger: slog.New(logs)})
 	plain, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +106,7 @@ func startEnv(t *testing.T, dataDir string) *env {
 	}
 	go srv.Serve(plain)
 	go srv.Serve(tls.NewListener(implicit, tlsConf))
-	e := &env{t: t, dataDir: dataDir, store: st, srv: srv, plain: plain.Addr().String(), implicit: implicit.Addr().String()}
+	e := &env{t: t, dataDir: dataDir, store: st, srv: srv, logs: logs, plain: plain.Addr().String(), implicit: implicit.Addr().String()}
 	t.Cleanup(func() { srv.Close() })
 	return e
 }
@@ -178,4 +181,30 @@ func msgText(subject, body string) string {
 	return "From: Carol <carol@remote.test>\r\nTo: alice@example.test\r\nSubject: " + subject +
 		"\r\nDate: Mon, 02 Jan 2006 15:04:05 +0000\r\nMessage-ID: <" + strings.ReplaceAll(subject, " ", "-") +
 		"@remote.test>\r\n\r\n" + body
+}
+
+// logRecorder is a slog.Handler keeping the messages of warnings and errors.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logRecorder) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelWarn }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		msg += " " + a.String()
+		return true
+	})
+	l.msgs = append(l.msgs, msg)
+	return nil
+}
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+func (l *logRecorder) messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.msgs...)
 }

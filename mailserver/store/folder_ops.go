@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -136,7 +137,7 @@ func (f *Folder) StoreFlags(uids []uint32, op FlagOp, flags []string, origin any
 		if letters != m.Letters {
 			file := curName(m.base, letters)
 			if err := os.Rename(filepath.Join(cur, m.file), filepath.Join(cur, file)); err != nil {
-				if os.IsNotExist(err) {
+				if errors.Is(err, os.ErrNotExist) {
 					continue // expunged by another process; the next scan reports it
 				}
 				return fmt.Errorf("store: changing flags: %w", err)
@@ -182,7 +183,7 @@ func (f *Folder) expunge(match func(m *Message) bool) ([]uint32, error) {
 		if !match(m) {
 			continue
 		}
-		if err := os.Remove(filepath.Join(cur, m.file)); err != nil && !os.IsNotExist(err) {
+		if err := os.Remove(filepath.Join(cur, m.file)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return gone, fmt.Errorf("store: expunging: %w", err)
 		}
 		gone = append(gone, m.UID)
@@ -232,14 +233,12 @@ func (f *Folder) CopyTo(dest *Folder, uids []uint32) (uidValidity uint32, srcUID
 	for _, src := range srcs {
 		base := withSize(uniqueBase(time.Now()), src.m.Size)
 		tmp := filepath.Join(dest.dir, "tmp", base)
-		if err := os.Link(src.path, tmp); err != nil {
-			if err := copyFileSynced(src.path, tmp); err != nil {
-				if os.IsNotExist(err) {
-					continue // expunged meanwhile
-				}
-				return 0, nil, nil, err
-			}
-			os.Chtimes(tmp, src.m.Date, src.m.Date)
+		found, err := f.linkOrCopy(src.m.UID, src.path, tmp, src.m.Date)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if !found {
+			continue // expunged meanwhile
 		}
 		tmps = append(tmps, tmp)
 		m := src.m
@@ -255,6 +254,37 @@ func (f *Folder) CopyTo(dest *Folder, uids []uint32) (uidValidity uint32, srcUID
 		return 0, nil, nil, err
 	}
 	return uidValidity, srcUIDs, destUIDs, nil
+}
+
+// linkOrCopy makes tmp a hard link to (or else a copy of) message uid, whose file was at path.
+// When another session renamed the file meanwhile (flags), it looks the name up again; it
+// returns false if the message is gone.
+func (f *Folder) linkOrCopy(uid uint32, path, tmp string, date time.Time) (bool, error) {
+	for range 5 {
+		err := os.Link(path, tmp)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			if err := copyFileSynced(path, tmp); err == nil {
+				os.Chtimes(tmp, date, date)
+				return true, nil
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return false, err
+			}
+			os.Remove(tmp)
+		}
+		f.mu.Lock()
+		i := f.findLocked(uid)
+		if i >= 0 {
+			path = filepath.Join(f.dir, "cur", f.msgs[i].file)
+		}
+		f.mu.Unlock()
+		if i < 0 {
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("store: copying message %d: its file keeps changing name", uid)
 }
 
 // MoveTo moves the messages with the given UIDs into dest (RFC 6851): copies them, then expunges
