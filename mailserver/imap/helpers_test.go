@@ -2,10 +2,10 @@ package imap
 
 import (
 	"context"
-	"log/slog"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
