@@ -177,8 +177,10 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, set *imap.UIDSet) error {
 	return nil
 }
 
-// Store changes flags (RFC 9051 6.4.6) and, unless .SILENT, answers with the new FLAGS. Other
-// sessions learn of the change through the tracker.
+// Store changes flags (RFC 9051 6.4.6). Without .SILENT, this session gets the FETCH of each
+// changed message through its tracker like every other session, so that an untagged FLAGS
+// announcing a new keyword comes first (RFC 9051 7.3.5); messages whose flags did not change are
+// answered directly.
 func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
 	if s.readOnly {
 		return errReadOnly
@@ -190,15 +192,26 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	op := map[imap.StoreFlagsOp]store.FlagOp{
 		imap.StoreFlagsSet: store.FlagsSet, imap.StoreFlagsAdd: store.FlagsAdd, imap.StoreFlagsDel: store.FlagsRemove,
 	}[flags.Op]
+	before := make(map[uint32][]string, len(ts))
+	for _, t := range ts {
+		before[t.msg.UID] = t.msg.Flags()
+	}
 	type result struct {
 		seq   uint32
 		uid   uint32
 		flags []string
 	}
-	var results []result
-	err = s.folder.StoreFlags(uids(ts), op, fromFlags(flags.Flags), s.st, func(seq uint32, m *store.Message) {
-		if c := s.st.EncodeSeqNum(seq); c != 0 {
-			results = append(results, result{c, m.UID, m.Flags()})
+	var unchanged []result
+	var origin any = s.st
+	if !flags.Silent {
+		origin = nil
+	}
+	err = s.folder.StoreFlags(uids(ts), op, fromFlags(flags.Flags), origin, func(seq uint32, m *store.Message) {
+		now := m.Flags()
+		if slices.Equal(now, before[m.UID]) {
+			if c := s.st.EncodeSeqNum(seq); c != 0 {
+				unchanged = append(unchanged, result{c, m.UID, now})
+			}
 		}
 	})
 	if err != nil {
@@ -207,7 +220,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	if flags.Silent {
 		return nil
 	}
-	for _, r := range results {
+	for _, r := range unchanged {
 		rw := w.CreateMessage(r.seq)
 		rw.WriteUID(imap.UID(r.uid))
 		rw.WriteFlags(toFlags(r.flags))
