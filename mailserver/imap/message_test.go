@@ -443,3 +443,30 @@ func TestDamagedIndexIsRebuilt(t *testing.T) {
 		t.Errorf("flags lost in the rebuild: %d flagged", flagged)
 	}
 }
+
+func TestLargeMessage(t *testing.T) {
+	e := newEnv(t)
+	line := strings.Repeat("0123456789abcdef", 4) + "\r\n" // 66 bytes
+	body := strings.Repeat(line, 20<<20/len(line))
+	msg := msgText("big", body)
+	e.deliver(alice, msg)
+	c := e.login(alice, alicePassword)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	whole := &imap.FetchItemBodySection{Peek: true}
+	tail := &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: int64(len(msg) - 10), Size: 100}}
+	m := fetchOne(t, c, imap.SeqSetNum(1), &imap.FetchOptions{RFC822Size: true, BodyStructure: &imap.FetchItemBodyStructure{}, BodySection: []*imap.FetchItemBodySection{whole, tail}})
+	if m.RFC822Size != int64(len(msg)) {
+		t.Errorf("RFC822.SIZE %d, want %d", m.RFC822Size, len(msg))
+	}
+	if got := m.FindBodySection(whole); len(got) != len(msg) || string(got) != msg {
+		t.Errorf("BODY[] of the 20 MiB message differs (%d bytes)", len(got))
+	}
+	if got := m.FindBodySection(tail); string(got) != msg[len(msg)-10:] {
+		t.Errorf("BODY[]<end-10.100> = %q", got)
+	}
+	if sp, ok := m.BodyStructure.(*imap.BodyStructureSinglePart); !ok || sp.Size != uint32(len(body)) {
+		t.Errorf("BODYSTRUCTURE %#v", m.BodyStructure)
+	}
+}
