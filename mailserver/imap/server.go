@@ -20,9 +20,11 @@
 package imap
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -85,8 +87,14 @@ func (s *server) newSession(conn *imapserver.Conn) (imapserver.Session, *imapser
 // logAdapter sends imapserver's own messages (I/O errors, internal errors) to slog.
 type logAdapter struct{ log *slog.Logger }
 
+// A client that drops the connection without LOGOUT is routine, not worth a warning.
 func (l logAdapter) Printf(format string, args ...any) {
-	l.log.Warn("IMAP connection reported an error", "detail", fmt.Sprintf(format, args...))
+	detail := fmt.Sprintf(format, args...)
+	level := slog.LevelWarn
+	if strings.Contains(detail, "broken pipe") || strings.Contains(detail, "connection reset by peer") || strings.HasSuffix(detail, "EOF") {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, "IMAP connection reported an error", "detail", detail)
 }
 
 // trackerObserver forwards a folder's changes to its mailbox tracker.
