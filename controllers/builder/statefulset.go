@@ -85,7 +85,6 @@ func BuildStatefulSet(md *v1alpha1.MailDomain, opts Options) (*appsv1.StatefulSe
 				Spec:       podSpec(md, image),
 			},
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
-				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
 				ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: SelectorLabels(md)},
 				Spec: corev1.PersistentVolumeClaimSpec{
 					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -129,6 +128,7 @@ func podSpec(md *v1alpha1.MailDomain, image string) corev1.PodSpec {
 			}},
 			PeriodSeconds:    period,
 			TimeoutSeconds:   2,
+			SuccessThreshold: 1,
 			FailureThreshold: 3,
 		}
 	}

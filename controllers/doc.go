@@ -1,0 +1,15 @@
+// Package controllers reconciles the kubemail API into running mail servers.
+//
+// MailDomainReconciler turns each MailDomain into the children that controllers/builder renders
+// (Secret, ConfigMap, headless and client Service, StatefulSet), in that order, because the pod
+// needs its manifests before it starts. Its runtime config comes from the same
+// mailserver/config.Resolve that the standalone server runs, over the domain, the Mailboxes
+// whose address is in the domain, the RelayPolicies that select it and the referenced Secrets.
+// MailboxReconciler only reports: a Mailbox is Ready when its password is in its domain's
+// Secret, and otherwise says why not (no such domain, no such Secret or key, a conflict).
+//
+// Children are written with server-side apply as field manager "kubemail-operator", and only
+// when the object in the cache differs from the rendered one in a field we set: a steady state
+// makes no writes. Status conditions (Ready, Progressing, Degraded, each with
+// observedGeneration) are patched only when they change.
+package controllers

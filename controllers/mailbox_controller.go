@@ -1,0 +1,198 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/kubemail/kubemail/api/v1alpha1"
+	kmbuilder "github.com/kubemail/kubemail/controllers/builder"
+	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/config"
+)
+
+// Reasons of a Mailbox's Ready condition.
+const (
+	ReasonActive            = "Active"
+	ReasonPending           = "Pending"
+	ReasonDomainNotFound    = "DomainNotFound"
+	ReasonSecretNotFound    = "SecretNotFound"
+	ReasonSecretKeyNotFound = "SecretKeyNotFound"
+	ReasonRejected          = "Rejected"
+)
+
+// MailboxReconciler reports each Mailbox's status; the MailDomainReconciler puts Mailboxes into
+// the mail server's config. A Mailbox whose domain or Secret is missing says so, and recovers by
+// itself when they appear: Secrets and MailDomains are watched.
+type MailboxReconciler struct {
+	client.Client
+}
+
+// Reconcile computes the Mailbox's conditions and writes them if they changed.
+func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	mb := &v1alpha1.Mailbox{}
+	if err := r.Get(ctx, req.NamespacedName, mb); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	reason, msg, err := r.check(ctx, mb)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	status := *mb.Status.DeepCopy()
+	status.ObservedGeneration = mb.Generation
+	ready, progressing, degraded := metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionTrue
+	switch reason {
+	case ReasonActive:
+		ready, degraded = metav1.ConditionTrue, metav1.ConditionFalse
+	case ReasonPending:
+		progressing, degraded = metav1.ConditionTrue, metav1.ConditionFalse
+	}
+	set(&status.Conditions, mb, v1alpha1.ConditionReady, ready, reason, msg)
+	set(&status.Conditions, mb, v1alpha1.ConditionProgressing, progressing, reason, msg)
+	set(&status.Conditions, mb, v1alpha1.ConditionDegraded, degraded, reason, msg)
+	return ctrl.Result{}, patchStatus(ctx, r.Client, mb, func() bool {
+		if equality.Semantic.DeepEqual(mb.Status, status) {
+			return false
+		}
+		mb.Status = status
+		return true
+	})
+}
+
+// check returns the reason and message of the Mailbox's Ready condition.
+func (r *MailboxReconciler) check(ctx context.Context, mb *v1alpha1.Mailbox) (reason, msg string, err error) {
+	ns, domain := mb.Namespace, mailboxDomain(mb)
+	var domains v1alpha1.MailDomainList
+	if domain != "" {
+		if err := r.List(ctx, &domains, client.InNamespace(ns), client.MatchingFields{indexMailDomainDomain: domain}); err != nil {
+			return "", "", err
+		}
+	}
+	if len(domains.Items) == 0 {
+		return ReasonDomainNotFound, fmt.Sprintf("No MailDomain in namespace %s serves the domain of %s: create one with spec.domain %q.", ns, mb.Spec.Address, domain), nil
+	}
+	ref := mb.Spec.PasswordSecretRef
+	var secret corev1.Secret
+	if err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, &secret); apierrors.IsNotFound(err) {
+		return ReasonSecretNotFound, fmt.Sprintf("Secret %s/%s is not found: create it with the password in key %q.", ns, ref.Name, ref.Key), nil
+	} else if err != nil {
+		return "", "", err
+	}
+	if _, ok := secret.Data[ref.Key]; !ok {
+		return ReasonSecretKeyNotFound, fmt.Sprintf("Secret %s/%s has no key %q: put the password there.", ns, ref.Name, ref.Key), nil
+	}
+	// Everything else (empty passwords, malformed hashes, an address another Mailbox has)
+	// is what Resolve finds, over the domain's Mailboxes as the MailDomain resolves them.
+	if e, err := r.resolveProblem(ctx, mb, domains.Items, domain); err != nil || e != nil {
+		if e != nil {
+			return ReasonRejected, e.Field + ": " + e.Message, nil
+		}
+		return "", "", err
+	}
+	sort.Slice(domains.Items, func(i, j int) bool { return domains.Items[i].Name < domains.Items[j].Name })
+	md := &domains.Items[0] // Resolve lets the first by name serve a domain declared twice
+	var hashes corev1.Secret
+	if err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: kmbuilder.SecretName(md)}, &hashes); client.IgnoreNotFound(err) != nil {
+		return "", "", err
+	}
+	if _, ok := kmbuilder.PasswordHashes(&hashes)[mb.Name]; !ok {
+		return ReasonPending, fmt.Sprintf("Waiting for MailDomain %s to add %s to its mail server.", md.Name, mb.Spec.Address), nil
+	}
+	return ReasonActive, fmt.Sprintf("%s receives mail and can log in on MailDomain %s.", mb.Spec.Address, md.Name), nil
+}
+
+// resolveProblem resolves the domain's Mailboxes (without hashing) and returns mb's problem.
+func (r *MailboxReconciler) resolveProblem(ctx context.Context, mb *v1alpha1.Mailbox, domains []v1alpha1.MailDomain, domain string) (*config.ObjectError, error) {
+	var mailboxes v1alpha1.MailboxList
+	if err := r.List(ctx, &mailboxes, client.InNamespace(mb.Namespace), client.MatchingFields{indexMailboxDomain: domain}); err != nil {
+		return nil, err
+	}
+	objs := config.Objects{MailDomains: domains, Mailboxes: mailboxes.Items}
+	seen := map[string]bool{}
+	for _, m := range mailboxes.Items {
+		name := m.Spec.PasswordSecretRef.Name
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		var s corev1.Secret
+		if err := r.Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: name}, &s); err == nil {
+			objs.Secrets = append(objs.Secrets, s)
+		} else if !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+	}
+	checkOnly := func(_, password string) (string, error) {
+		if auth.IsHash(password) {
+			if err := auth.CheckHash(password); err != nil {
+				return "", fmt.Errorf("the Secret holds a malformed password hash: %w", err)
+			}
+		}
+		return "unchecked", nil
+	}
+	_, err := config.Resolve(objs, checkOnly)
+	var errs config.Errors
+	if err != nil && !errors.As(err, &errs) {
+		return nil, err
+	}
+	for _, e := range errs {
+		if e.Kind == "Mailbox" && e.Name == mb.Name && e.Namespace == mb.Namespace {
+			return e, nil
+		}
+	}
+	return nil, nil
+}
+
+// SetupWithManager watches Mailboxes, the Secrets they reference, their MailDomains, and the
+// MailDomains' password Secrets (which say whether a Mailbox is in the server's config).
+func (r *MailboxReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Mailbox{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.mailboxesOfSecret)).
+		Watches(&v1alpha1.MailDomain{}, handler.EnqueueRequestsFromMapFunc(r.mailboxesOfDomain)).
+		Named("mailbox").
+		Complete(r)
+}
+
+func (r *MailboxReconciler) mailboxesOfSecret(ctx context.Context, obj client.Object) []reconcile.Request {
+	s := obj.(*corev1.Secret)
+	if s.Labels[kmbuilder.LabelManagedBy] == kmbuilder.ManagedBy && strings.HasSuffix(s.Name, "-passwords") {
+		var md v1alpha1.MailDomain
+		if err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Labels[kmbuilder.LabelInstance]}, &md); err == nil {
+			return r.mailboxesOfDomain(ctx, &md)
+		}
+		return nil
+	}
+	return r.mailboxes(ctx, s.Namespace, client.MatchingFields{indexMailboxSecret: s.Name})
+}
+
+func (r *MailboxReconciler) mailboxesOfDomain(ctx context.Context, obj client.Object) []reconcile.Request {
+	md := obj.(*v1alpha1.MailDomain)
+	return r.mailboxes(ctx, md.Namespace, client.MatchingFields{indexMailboxDomain: normalDomain(md.Spec.Domain)})
+}
+
+func (r *MailboxReconciler) mailboxes(ctx context.Context, ns string, match client.MatchingFields) []reconcile.Request {
+	var list v1alpha1.MailboxList
+	if err := r.List(ctx, &list, client.InNamespace(ns), match); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list Mailboxes", "namespace", ns)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, mb := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: mb.Namespace, Name: mb.Name}})
+	}
+	return reqs
+}

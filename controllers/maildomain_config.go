@@ -1,0 +1,118 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/controllers/builder"
+	"github.com/kubemail/kubemail/mailserver/config"
+)
+
+// domainConfig is a MailDomain's resolved server config and what was left out of it.
+type domainConfig struct {
+	server builder.ServerConfig
+	// domainErr is the problem with the MailDomain itself, if any: nothing is rendered then.
+	domainErr *config.ObjectError
+	// rejected are the Mailboxes and RelayPolicies of the domain that Resolve left out.
+	rejected []*config.ObjectError
+}
+
+// resolveDomain gathers md's Mailboxes (those whose address is in md's domain, in md's
+// namespace), the RelayPolicies that select it and the referenced Secrets, and resolves them
+// with the same config.Resolve as the standalone server.
+func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.MailDomain) (*domainConfig, error) {
+	ns, domain := md.Namespace, normalDomain(md.Spec.Domain)
+	var domains v1alpha1.MailDomainList
+	if err := r.List(ctx, &domains, client.InNamespace(ns), client.MatchingFields{indexMailDomainDomain: domain}); err != nil {
+		return nil, fmt.Errorf("listing MailDomains: %w", err)
+	}
+	var mailboxes v1alpha1.MailboxList
+	if err := r.List(ctx, &mailboxes, client.InNamespace(ns), client.MatchingFields{indexMailboxDomain: domain}); err != nil {
+		return nil, fmt.Errorf("listing Mailboxes: %w", err)
+	}
+	var policies v1alpha1.RelayPolicyList
+	if err := r.List(ctx, &policies, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("listing RelayPolicies: %w", err)
+	}
+	objs := config.Objects{MailDomains: domains.Items, Mailboxes: mailboxes.Items}
+	for _, rp := range policies.Items {
+		if p, ok := policyFor(rp, domain); ok {
+			objs.RelayPolicies = append(objs.RelayPolicies, p)
+		}
+	}
+	seen := map[string]bool{}
+	for _, mb := range mailboxes.Items {
+		name := mb.Spec.PasswordSecretRef.Name
+		if name == "" || seen[name] {
+			continue
+		}
+		seen[name] = true
+		var s corev1.Secret
+		err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s)
+		if apierrors.IsNotFound(err) {
+			continue // Resolve reports the Mailbox
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading Secret %s/%s: %w", ns, name, err)
+		}
+		objs.Secrets = append(objs.Secrets, s)
+	}
+	var current corev1.Secret
+	err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: builder.SecretName(md)}, &current)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("reading Secret %s/%s: %w", ns, builder.SecretName(md), err)
+	}
+	used := map[string]string{}
+	_, err = config.Resolve(objs, r.hashes.hasher(builder.PasswordHashes(&current), used))
+	dc := &domainConfig{server: builder.ServerConfig{Domain: md, PasswordHashes: used}}
+	var objErrs config.Errors
+	if err != nil && !errors.As(err, &objErrs) {
+		return nil, err
+	}
+	rejected := map[string]bool{}
+	for _, e := range objErrs {
+		switch {
+		case e.Kind == "MailDomain" && e.Name == md.Name:
+			dc.domainErr = e
+		case e.Kind == "Mailbox" || e.Kind == "RelayPolicy":
+			rejected[e.Kind+"/"+e.Name] = true
+			dc.rejected = append(dc.rejected, e)
+		}
+	}
+	for _, mb := range mailboxes.Items {
+		if !rejected["Mailbox/"+mb.Name] {
+			dc.server.Mailboxes = append(dc.server.Mailboxes, mb)
+		}
+	}
+	for _, rp := range objs.RelayPolicies {
+		if !rejected["RelayPolicy/"+rp.Name] {
+			dc.server.RelayPolicies = append(dc.server.RelayPolicies, rp)
+		}
+	}
+	sort.Slice(dc.rejected, func(i, j int) bool { return dc.rejected[i].Name < dc.rejected[j].Name })
+	return dc, nil
+}
+
+// policyFor returns rp as it applies to domain: a policy for all domains as it is, a policy that
+// lists domain narrowed to it (the other domains are other servers' business), ok=false if rp
+// does not select domain.
+func policyFor(rp v1alpha1.RelayPolicy, domain string) (v1alpha1.RelayPolicy, bool) {
+	if len(rp.Spec.Domains) == 0 {
+		return rp, true
+	}
+	for _, d := range rp.Spec.Domains {
+		if normalDomain(d) == domain {
+			p := *rp.DeepCopy()
+			p.Spec.Domains = []string{domain}
+			return p, true
+		}
+	}
+	return rp, false
+}

@@ -1,0 +1,183 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/kubemail/kubemail/api/v1alpha1"
+	kmbuilder "github.com/kubemail/kubemail/controllers/builder"
+)
+
+// MailDomainReconciler runs a mail server for each MailDomain.
+type MailDomainReconciler struct {
+	client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	// Options are passed to the builders (the default image).
+	Options kmbuilder.Options
+
+	hashes *passwordHashes
+}
+
+// +kubebuilder:rbac:groups=mail.kubemail.io,resources=maildomains;mailboxes;relaypolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=mail.kubemail.io,resources=maildomains/status;mailboxes/status;relaypolicies/status,verbs=get;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=services;configmaps;secrets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// phase is one ordered step of a reconcile; its name becomes the reason when it fails.
+type phase struct {
+	name string
+	run  func(ctx context.Context, st *domainState) error
+}
+
+// domainState is what one reconcile of a MailDomain learns and carries between phases.
+type domainState struct {
+	md     *v1alpha1.MailDomain
+	config *domainConfig
+	sts    *appsv1.StatefulSet // as the API server has it after the StatefulSet phase
+	wrote  []string            // children written, for the Event
+}
+
+// Reconcile loads the MailDomain, runs the phases in order and writes its status.
+func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	md := &v1alpha1.MailDomain{}
+	if err := r.Get(ctx, req.NamespacedName, md); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !md.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // children go with their owner reference
+	}
+	st := &domainState{md: md}
+	phases := []phase{
+		{"Resolve", r.resolvePhase},
+		{"Secret", r.secretPhase},
+		{"ConfigMap", r.configMapPhase},
+		{"Services", r.servicesPhase},
+		{"StatefulSet", r.statefulSetPhase},
+	}
+	for _, p := range phases {
+		if err := p.run(ctx, st); err != nil {
+			return r.failed(ctx, st, p.name, err)
+		}
+	}
+	if len(st.wrote) > 0 {
+		log.FromContext(ctx).Info("Applied mail server objects", "objects", st.wrote)
+	}
+	return ctrl.Result{}, r.writeStatus(ctx, md, domainStatus(st))
+}
+
+// errInvalid is a problem the user has to fix; retrying does not help, an edit does.
+var errInvalid = errors.New("invalid")
+
+func (r *MailDomainReconciler) resolvePhase(ctx context.Context, st *domainState) error {
+	dc, err := r.resolveDomain(ctx, st.md)
+	if err != nil {
+		return err
+	}
+	if dc.domainErr != nil {
+		return fmt.Errorf("%w: %s: %s", errInvalid, dc.domainErr.Field, dc.domainErr.Message)
+	}
+	st.config = dc
+	return nil
+}
+
+func (r *MailDomainReconciler) secretPhase(ctx context.Context, st *domainState) error {
+	s, err := kmbuilder.BuildSecret(st.config.server)
+	if err != nil {
+		return err
+	}
+	return r.apply(ctx, st, s, &corev1.Secret{})
+}
+
+func (r *MailDomainReconciler) configMapPhase(ctx context.Context, st *domainState) error {
+	cm, err := kmbuilder.BuildConfigMap(st.config.server)
+	if err != nil {
+		return err
+	}
+	return r.apply(ctx, st, cm, &corev1.ConfigMap{})
+}
+
+func (r *MailDomainReconciler) servicesPhase(ctx context.Context, st *domainState) error {
+	if err := r.apply(ctx, st, kmbuilder.BuildHeadlessService(st.md), &corev1.Service{}); err != nil {
+		return err
+	}
+	return r.apply(ctx, st, kmbuilder.BuildClientService(st.md), &corev1.Service{})
+}
+
+func (r *MailDomainReconciler) statefulSetPhase(ctx context.Context, st *domainState) error {
+	sts, err := kmbuilder.BuildStatefulSet(st.md, r.Options)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errInvalid, err)
+	}
+	current := &appsv1.StatefulSet{}
+	if err := r.apply(ctx, st, sts, current); err != nil {
+		return err
+	}
+	if current.UID == "" { // just created: the cache has not seen it yet
+		current = nil
+	}
+	st.sts = current
+	return nil
+}
+
+func (r *MailDomainReconciler) apply(ctx context.Context, st *domainState, desired, current client.Object) error {
+	wrote, err := applyChild(ctx, r.Client, st.md, desired, current)
+	if err != nil {
+		return fmt.Errorf("applying %T %s: %w", desired, desired.GetName(), err)
+	}
+	if wrote {
+		st.wrote = append(st.wrote, fmt.Sprintf("%s/%s", desired.GetObjectKind().GroupVersionKind().Kind, desired.GetName()))
+	}
+	return nil
+}
+
+// failed records a failed phase in the status: Ready=False with the phase as the reason.
+// Problems only the user can fix are not retried; the edit that fixes them triggers a reconcile.
+func (r *MailDomainReconciler) failed(ctx context.Context, st *domainState, phase string, err error) (ctrl.Result, error) {
+	reason := phase + "Failed"
+	switch {
+	case errors.Is(err, errInvalid):
+		reason = "InvalidSpec"
+	case errors.Is(err, errNotOwned):
+		reason = "NameConflict"
+	}
+	r.Recorder.Eventf(st.md, nil, corev1.EventTypeWarning, reason, phase, "%v", err)
+	if serr := r.writeStatus(ctx, st.md, failedStatus(st.md, reason, err)); serr != nil {
+		return ctrl.Result{}, errors.Join(err, serr)
+	}
+	if errors.Is(err, errInvalid) || errors.Is(err, errNotOwned) {
+		log.FromContext(ctx).Info("MailDomain not applied", "reason", reason, "err", err.Error())
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// SetupWithManager watches MailDomains, their children, and the Mailboxes, Secrets and
+// RelayPolicies their config is made of.
+func (r *MailDomainReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.hashes == nil {
+		r.hashes = newPasswordHashes()
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.MailDomain{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Secret{}).
+		Watches(&v1alpha1.Mailbox{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfMailbox)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfSecret)).
+		Watches(&v1alpha1.RelayPolicy{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfPolicy)).
+		Named("maildomain").
+		Complete(r)
+}
