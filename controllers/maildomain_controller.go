@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -156,9 +157,14 @@ func (r *MailDomainReconciler) failed(ctx context.Context, st *domainState, phas
 	if serr := r.writeStatus(ctx, st.md, failedStatus(st.md, reason, err)); serr != nil {
 		return ctrl.Result{}, errors.Join(err, serr)
 	}
-	if errors.Is(err, errInvalid) || errors.Is(err, errNotOwned) {
+	if errors.Is(err, errInvalid) {
 		log.FromContext(ctx).Info("MailDomain not applied", "reason", reason, "err", err.Error())
 		return ctrl.Result{}, nil
+	}
+	if errors.Is(err, errNotOwned) {
+		// The other object's deletion is no event of ours: look again now and then.
+		log.FromContext(ctx).Info("MailDomain not applied", "reason", reason, "err", err.Error())
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
 	}
 	return ctrl.Result{}, err
 }

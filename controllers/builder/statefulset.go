@@ -2,6 +2,7 @@ package builder
 
 import (
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -107,7 +108,7 @@ func podSpec(md *v1alpha1.MailDomain, image string) corev1.PodSpec {
 		"server",
 		"--manifests=" + ManifestsDir,
 		"--data-dir=" + DataDir,
-		"--hostname=mail." + md.Spec.Domain,
+		"--hostname=mail." + strings.ToLower(strings.TrimSuffix(md.Spec.Domain, ".")),
 		fmt.Sprintf("--health-addr=:%d", healthPort),
 		"--log-format=json",
 	}
