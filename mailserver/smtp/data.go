@@ -28,7 +28,8 @@ func (s *session) deliver(r io.Reader) error {
 		return errLocalFailure // go-smtp only calls Data after MAIL and an accepted RCPT
 	}
 	user := tx.user
-	body := &bodyReader{r: r, limit: tx.sizeLimit, conn: s.conn.Conn(), timeout: s.conn.Server().ReadTimeout}
+	_, bdat := r.(*io.PipeReader) // go-smtp hands BDAT chunks over through a pipe
+	body := &bodyReader{r: r, limit: tx.sizeLimit, conn: s.conn.Conn(), timeout: s.conn.Server().ReadTimeout, bdat: bdat}
 	prefix := s.receivedHeader(tx, user)
 	var src io.Reader = body
 	if user != nil {
@@ -84,6 +85,7 @@ type bodyReader struct {
 	conn    net.Conn
 	timeout time.Duration
 	moved   time.Time // when the read deadline was last moved
+	bdat    bool      // the data comes in BDAT chunks
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -109,6 +111,12 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 			return 0, b.err
 		}
 		b.keepAlive()
+	}
+	if err == io.EOF && b.bdat && peerClosed(b.conn) {
+		// go-smtp v0.25.1 ends a BDAT chunk early, without an error, when the connection
+		// ends inside it, and would have us store the truncated message. A client still
+		// connected has sent every chunk in full; one gone has not (or cannot hear the reply).
+		err = io.ErrUnexpectedEOF
 	}
 	if err != nil && err != io.EOF {
 		b.err = err

@@ -115,8 +115,9 @@ func startServer(t testing.TB, submission, implicitTLS bool, opts ...serverOptio
 	}()
 	t.Cleanup(func() {
 		srv.Close()
+		ln.Close() // go-smtp's Close misses a listener that Serve has not registered yet
 		<-done
-		if t.Failed() {
+		if t.Failed() || os.Getenv("SMTP_TEST_LOGS") != "" {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
@@ -178,10 +179,17 @@ func (s *testServer) caFile() string {
 func (s *testServer) maildir(addr string) []string {
 	s.t.Helper()
 	local, domain, _ := strings.Cut(addr, "@")
-	dir := filepath.Join(s.dataDir, "mail", domain, local)
-	if tmp, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(tmp) > 0 {
+	if tmp, _ := os.ReadDir(filepath.Join(s.dataDir, "mail", domain, local, "tmp")); len(tmp) > 0 {
 		s.t.Errorf("%s: tmp/ holds %d files after delivery", addr, len(tmp))
 	}
+	return s.delivered(addr)
+}
+
+// delivered lists the messages in a mailbox's new/ directory, sorted.
+func (s *testServer) delivered(addr string) []string {
+	s.t.Helper()
+	local, domain, _ := strings.Cut(addr, "@")
+	dir := filepath.Join(s.dataDir, "mail", domain, local)
 	entries, err := os.ReadDir(filepath.Join(dir, "new"))
 	if err != nil && !os.IsNotExist(err) {
 		s.t.Fatal(err)
@@ -356,3 +364,22 @@ func message(subject, body string) string {
 }
 
 func encodeBase64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// sendMail sends one message with go-smtp's client, over STARTTLS when tlsConfig is not nil.
+func sendMail(addr string, tlsConfig *tls.Config, from string, to []string, msg string) error {
+	var c *gosmtp.Client
+	var err error
+	if tlsConfig != nil {
+		c, err = gosmtp.DialStartTLS(addr, tlsConfig)
+	} else {
+		c, err = gosmtp.Dial(addr)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SendMail(from, to, strings.NewReader(msg)); err != nil {
+		return err
+	}
+	return c.Quit()
+}
