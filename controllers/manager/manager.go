@@ -23,7 +23,8 @@ import (
 	"github.com/kubemail/kubemail/controllers/builder"
 )
 
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kubemail-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",namespace=kubemail-system,resources=events,verbs=create;patch
 
 // Scheme knows the kubemail kinds and the built-in kinds the operator writes.
 func Scheme() (*runtime.Scheme, error) {

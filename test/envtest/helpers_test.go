@@ -36,30 +36,41 @@ func applySamples(t *testing.T, ns string) {
 		t.Fatalf("no samples: %v", err)
 	}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		objs, err := readObjects(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-		for {
-			doc, err := r.Read()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			var u unstructured.Unstructured
-			if err := yaml.Unmarshal(doc, &u.Object); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
+		for _, u := range objs {
 			u.SetNamespace(ns)
-			if err := k8s.Create(context.Background(), &u); err != nil {
+			if err := k8s.Create(context.Background(), u); err != nil {
 				t.Fatalf("%s: creating %s %s: %v", f, u.GetKind(), u.GetName(), err)
 			}
+		}
+	}
+}
+
+// readObjects reads every YAML document of a manifest file.
+func readObjects(path string) ([]*unstructured.Unstructured, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
 		}
 	}
 }

@@ -196,4 +196,3 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
-
