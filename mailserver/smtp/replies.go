@@ -50,6 +50,4 @@ var (
 		"Sender address is not owned by the authenticated user")
 	errAuthTemporary = reply(454, gosmtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure")
 	errAuthMalformed = reply(501, gosmtp.EnhancedCode{5, 5, 2}, "Malformed authentication response")
-	// RFC 4954 4: AUTH inside a mail transaction is a bad sequence.
-	errAuthInTransaction = reply(503, gosmtp.EnhancedCode{5, 5, 1}, "AUTH not permitted during a mail transaction")
 )
