@@ -1,12 +1,14 @@
 package v1alpha1
 
 import (
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // MailDomainSpec declares one mail domain served by kubemail.
+// +kubebuilder:validation:XValidation:rule="has(self.storage) == has(oldSelf.storage)",message="spec.storage cannot be added or removed after creation"
 type MailDomainSpec struct {
 	// Domain is the DNS domain this MailDomain receives mail for, e.g. "example.com": letters,
 	// digits and hyphens in dot-separated labels (IDNs in their xn-- form). It cannot be changed:
@@ -39,8 +41,11 @@ type MailDomainSpec struct {
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
-	// Storage is the persistent volume that holds the mailboxes and the queue.
+	// Storage is the persistent volume that holds the mailboxes and the queue. It is fixed when
+	// the MailDomain is created (a StatefulSet's volume claims cannot change); grow a volume by
+	// editing its PersistentVolumeClaim.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.storage is immutable: resize the PersistentVolumeClaim instead"
 	Storage *StorageSpec `json:"storage,omitempty"`
 
 	// Service is how mail clients and other mail servers reach this domain's server.
@@ -58,6 +63,13 @@ type StorageSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// WhenDeleted is what happens to the volumes when the MailDomain is deleted: Retain (the
+	// default) keeps them and the mail on them, Delete removes them.
+	// +optional
+	// +kubebuilder:default=Retain
+	// +kubebuilder:validation:Enum=Retain;Delete
+	WhenDeleted appsv1.PersistentVolumeClaimRetentionPolicyType `json:"whenDeleted,omitempty"`
 }
 
 // ServiceSpec shapes the client Service that maps the mail ports 25, 587, 465, 143 and 993.

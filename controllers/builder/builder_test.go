@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -111,7 +112,7 @@ func TestGolden(t *testing.T) {
 	class := "fast"
 	size := resource.MustParse("20Gi")
 	custom.Spec.Image = "registry.example/kubemail:custom"
-	custom.Spec.Storage = &v1alpha1.StorageSpec{Size: &size, StorageClassName: &class}
+	custom.Spec.Storage = &v1alpha1.StorageSpec{Size: &size, StorageClassName: &class, WhenDeleted: appsv1.DeletePersistentVolumeClaimRetentionPolicyType}
 	custom.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")}}
 	custom.Spec.Service = &v1alpha1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer,
 		ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,

@@ -66,21 +66,30 @@ func BuildStatefulSet(md *v1alpha1.MailDomain, opts Options) (*appsv1.StatefulSe
 	}
 	size := DefaultStorageSize
 	var storageClass *string
+	// Mail outlives its MailDomain unless the user asks otherwise.
+	retention := appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+		WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+		WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+	}
 	if s := md.Spec.Storage; s != nil {
 		if s.Size != nil {
 			size = *s.Size
 		}
 		storageClass = s.StorageClassName
+		if s.WhenDeleted != "" {
+			retention.WhenDeleted = s.WhenDeleted
+		}
 	}
 	replicas := int32(1)
 	sts := &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
 		ObjectMeta: objectMeta(md, StatefulSetName(md)),
 		Spec: appsv1.StatefulSetSpec{
-			Replicas:            &replicas,
-			ServiceName:         HeadlessServiceName(md),
-			Selector:            &metav1.LabelSelector{MatchLabels: SelectorLabels(md)},
-			PodManagementPolicy: appsv1.ParallelPodManagement,
+			Replicas:                             &replicas,
+			ServiceName:                          HeadlessServiceName(md),
+			Selector:                             &metav1.LabelSelector{MatchLabels: SelectorLabels(md)},
+			PodManagementPolicy:                  appsv1.ParallelPodManagement,
+			PersistentVolumeClaimRetentionPolicy: &retention,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: Labels(md)},
 				Spec:       podSpec(md, image),

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -67,6 +68,25 @@ func TestCRDValidation(t *testing.T) {
 	if err := k8s.Update(ctx, mb); err == nil || !strings.Contains(err.Error(), "immutable") {
 		t.Errorf("changing spec.address: err = %v, want immutable", err)
 	}
+	// Volumes are fixed at creation: the StatefulSet's claims cannot change.
+	must(t, get(ns, "upper", md))
+	size := resource.MustParse("5Gi")
+	md.Spec.Storage = &v1alpha1.StorageSpec{Size: &size}
+	if err := k8s.Update(ctx, md); err == nil || !strings.Contains(err.Error(), "spec.storage") {
+		t.Errorf("adding spec.storage: err = %v, want it refused", err)
+	}
+	sized := mailDomain(ns, "sized", "sized.test")
+	sized.Spec.Storage = &v1alpha1.StorageSpec{Size: &size}
+	must(t, k8s.Create(ctx, sized))
+	if sized.Spec.Storage.WhenDeleted != "Retain" {
+		t.Errorf("spec.storage.whenDeleted defaulted to %q, want Retain", sized.Spec.Storage.WhenDeleted)
+	}
+	bigger := resource.MustParse("10Gi")
+	sized.Spec.Storage.Size = &bigger
+	if err := k8s.Update(ctx, sized); err == nil || !strings.Contains(err.Error(), "immutable") {
+		t.Errorf("resizing spec.storage: err = %v, want immutable", err)
+	}
+
 	// Other fields still can.
 	must(t, get(ns, "odd-but-fine", mb))
 	mb.Spec.Aliases = append(mb.Spec.Aliases, "more@upper.example.test")
