@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -26,7 +27,8 @@ var errNotOwned = errors.New("exists and is not controlled by this MailDomain")
 // applyChild makes the child named like desired match desired, with server-side apply, unless
 // the object in the cache already does: fields desired sets are compared with what the API
 // server holds (which has defaults filled in), so a steady state makes no write. It reports
-// whether it wrote. current is an empty object of desired's type to read into.
+// whether it wrote. current is an empty object of desired's type; it is left holding the object
+// as the API server has it.
 func applyChild(ctx context.Context, c client.Client, owner metav1.Object, desired, current client.Object) (bool, error) {
 	err := c.Get(ctx, client.ObjectKeyFromObject(desired), current)
 	switch {
@@ -47,6 +49,10 @@ func applyChild(ctx context.Context, c client.Client, owner metav1.Object, desir
 	}
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		return false, err
+	}
+	// The caller gets the object as the API server now has it (the cache has not seen it yet).
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, current); err != nil {
+		return true, fmt.Errorf("reading back %T %s: %w", desired, desired.GetName(), err)
 	}
 	return true, nil
 }

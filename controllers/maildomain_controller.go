@@ -47,6 +47,8 @@ type domainState struct {
 	md     *v1alpha1.MailDomain
 	config *domainConfig
 	sts    *appsv1.StatefulSet // as the API server has it after the StatefulSet phase
+	svc    *corev1.Service     // the client Service, likewise
+	dkim   string              // the DKIM TXT record value
 	wrote  []string            // children written, for the Event
 }
 
@@ -63,6 +65,7 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	phases := []phase{
 		{"Resolve", r.resolvePhase},
 		{"Secret", r.secretPhase},
+		{"DKIM", r.dkimPhase},
 		{"ConfigMap", r.configMapPhase},
 		{"Services", r.servicesPhase},
 		{"StatefulSet", r.statefulSetPhase},
@@ -113,7 +116,12 @@ func (r *MailDomainReconciler) servicesPhase(ctx context.Context, st *domainStat
 	if err := r.apply(ctx, st, kmbuilder.BuildHeadlessService(st.md), &corev1.Service{}); err != nil {
 		return err
 	}
-	return r.apply(ctx, st, kmbuilder.BuildClientService(st.md), &corev1.Service{})
+	current := &corev1.Service{}
+	if err := r.apply(ctx, st, kmbuilder.BuildClientService(st.md), current); err != nil {
+		return err
+	}
+	st.svc = current
+	return nil
 }
 
 func (r *MailDomainReconciler) statefulSetPhase(ctx context.Context, st *domainState) error {
@@ -124,9 +132,6 @@ func (r *MailDomainReconciler) statefulSetPhase(ctx context.Context, st *domainS
 	current := &appsv1.StatefulSet{}
 	if err := r.apply(ctx, st, sts, current); err != nil {
 		return err
-	}
-	if current.UID == "" { // just created: the cache has not seen it yet
-		current = nil
 	}
 	st.sts = current
 	return nil

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
+	kmbuilder "github.com/kubemail/kubemail/controllers/builder"
 	"github.com/kubemail/kubemail/mailserver/config"
 )
 
@@ -29,9 +30,25 @@ func domainStatus(st *domainState) v1alpha1.MailDomainStatus {
 	status := *md.Status.DeepCopy()
 	status.ObservedGeneration = md.Generation
 	status.Mailboxes = int32(len(st.config.server.Mailboxes))
+	var external []string
+	if svc := st.svc; svc != nil && svc.UID != "" {
+		status.Service = &v1alpha1.ServiceAddress{
+			Name:           svc.Name,
+			ClusterDNSName: fmt.Sprintf("%s.%s.svc", svc.Name, svc.Namespace),
+		}
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			if in.IP != "" {
+				external = append(external, in.IP)
+			} else if in.Hostname != "" {
+				external = append(external, in.Hostname)
+			}
+		}
+		status.Service.ExternalAddresses = external
+	}
+	status.DNSRecords = kmbuilder.DNSRecords(md, st.dkim, external)
 	ready, progress := metav1.ConditionFalse, metav1.ConditionTrue
 	reason, msg := ReasonPodsNotReady, "The mail server has not started yet."
-	if s := st.sts; s != nil {
+	if s := st.sts; s != nil && s.UID != "" {
 		want := int32(1)
 		if s.Spec.Replicas != nil {
 			want = *s.Spec.Replicas

@@ -98,6 +98,16 @@ type MailDomainStatus struct {
 	// +optional
 	Mailboxes int32 `json:"mailboxes,omitempty"`
 
+	// Service is where the mail server is reached.
+	// +optional
+	Service *ServiceAddress `json:"service,omitempty"`
+
+	// DNSRecords are the records to publish in the domain's DNS zone so that other mail servers
+	// deliver to this one and trust its mail: MX, the mail host's address, SPF, DKIM and DMARC.
+	// +optional
+	// +listType=atomic
+	DNSRecords []DNSRecord `json:"dnsRecords,omitempty"`
+
 	// ObservedGeneration is the generation the status was computed for.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -106,6 +116,29 @@ type MailDomainStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ServiceAddress is where a MailDomain's mail server is reached.
+type ServiceAddress struct {
+	// Name of the client Service.
+	Name string `json:"name"`
+	// ClusterDNSName reaches the server from inside the cluster, e.g. "example-test.mail.svc"
+	// (the cluster's DNS search path completes it).
+	ClusterDNSName string `json:"clusterDNSName"`
+	// ExternalAddresses are the load balancer's IPs or host names, once it has them.
+	// +optional
+	// +listType=atomic
+	ExternalAddresses []string `json:"externalAddresses,omitempty"`
+}
+
+// DNSRecord is one record to publish.
+type DNSRecord struct {
+	// Name is the fully qualified owner name, with a trailing dot.
+	Name string `json:"name"`
+	// Type is MX, A, AAAA, CNAME or TXT.
+	Type string `json:"type"`
+	// Value is the record data as a zone file has it (TXT values without the quotes).
+	Value string `json:"value"`
 }
 
 // +kubebuilder:object:root=true

@@ -2,7 +2,6 @@ package builder
 
 import (
 	"fmt"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -117,7 +116,7 @@ func podSpec(md *v1alpha1.MailDomain, image string) corev1.PodSpec {
 		"server",
 		"--manifests=" + ManifestsDir,
 		"--data-dir=" + DataDir,
-		"--hostname=mail." + strings.ToLower(strings.TrimSuffix(md.Spec.Domain, ".")),
+		"--hostname=" + MailHost(md),
 		fmt.Sprintf("--health-addr=:%d", healthPort),
 		"--log-format=json",
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers"
+	"github.com/kubemail/kubemail/controllers/builder"
 )
 
 // TestSamplesBecomeAMailServer applies config/samples and checks what a cluster administrator
@@ -78,8 +80,8 @@ func TestSamplesBecomeAMailServer(t *testing.T) {
 		if err := get(ns, "example-test", md); err != nil {
 			return err
 		}
-		if md.Status.Mailboxes != 2 {
-			return fmt.Errorf("status.mailboxes = %d, want 2", md.Status.Mailboxes)
+		if md.Status.Mailboxes != 2 || md.Status.Service == nil {
+			return fmt.Errorf("status.mailboxes = %d, service %+v: want 2 and the Service", md.Status.Mailboxes, md.Status.Service)
 		}
 		for _, c := range []struct {
 			typ    string
@@ -98,6 +100,35 @@ func TestSamplesBecomeAMailServer(t *testing.T) {
 	})
 	mailboxReady(t, ns, "alice-example-test", metav1.ConditionTrue, controllers.ReasonActive)
 	mailboxReady(t, ns, "bob-example-test", metav1.ConditionTrue, controllers.ReasonActive)
+
+	// The status tells the administrator where the server is and what to publish in DNS.
+	if s := md.Status.Service; s == nil || s.Name != "example-test" || s.ClusterDNSName != "example-test."+ns+".svc" {
+		t.Errorf("status.service = %+v", s)
+	}
+	var dkim corev1.Secret
+	if err := get(ns, "example-test-dkim", &dkim); err != nil {
+		t.Fatal(err)
+	}
+	wantDKIM, err := builder.DKIMRecordValue(dkim.Data[builder.DKIMKeyKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := map[string]string{}
+	for _, r := range md.Status.DNSRecords {
+		records[r.Type+" "+r.Name] = r.Value
+	}
+	for key, want := range map[string]string{
+		"MX example.test.":                      "10 mail.example.test.",
+		"TXT example.test.":                     "v=spf1 mx -all",
+		"TXT kubemail._domainkey.example.test.": wantDKIM,
+	} {
+		if records[key] != want {
+			t.Errorf("DNS record %s = %q, want %q", key, records[key], want)
+		}
+	}
+	if !strings.HasPrefix(records["TXT _dmarc.example.test."], "v=DMARC1;") {
+		t.Errorf("no DMARC record in %v", records)
+	}
 
 	// envtest runs no kubelet: play the StatefulSet controller and report the pod ready.
 	if err := get(ns, "example-test", sts); err != nil {

@@ -1,0 +1,47 @@
+package builder
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/kubemail/kubemail/api/v1alpha1"
+)
+
+// MailHost is the host name md's mail server announces and its MX record names.
+func MailHost(md *v1alpha1.MailDomain) string {
+	return "mail." + strings.ToLower(strings.TrimSuffix(md.Spec.Domain, "."))
+}
+
+// DNSRecords are the records md's owner publishes: the MX pointing at the mail host (RFC 5321
+// 5.1), the mail host's addresses when the Service has external ones, SPF allowing the MX hosts
+// to send (RFC 7208), the DKIM key (RFC 6376 3.6.2) when there is one, and a DMARC policy that
+// starts by only reporting (RFC 7489 6.3), to be tightened once the reports look right.
+func DNSRecords(md *v1alpha1.MailDomain, dkimValue string, externalAddresses []string) []v1alpha1.DNSRecord {
+	domain := strings.ToLower(strings.TrimSuffix(md.Spec.Domain, ".")) + "."
+	host := MailHost(md) + "."
+	records := []v1alpha1.DNSRecord{{Name: domain, Type: "MX", Value: "10 " + host}}
+	var hostnames []string
+	for _, a := range externalAddresses {
+		ip, err := netip.ParseAddr(a)
+		switch {
+		case err != nil:
+			hostnames = append(hostnames, strings.TrimSuffix(a, ".")+".")
+		case ip.Is4():
+			records = append(records, v1alpha1.DNSRecord{Name: host, Type: "A", Value: ip.String()})
+		default:
+			records = append(records, v1alpha1.DNSRecord{Name: host, Type: "AAAA", Value: ip.String()})
+		}
+	}
+	// A CNAME cannot share its name with other records (RFC 1034 3.6.2): only for a load
+	// balancer known by name alone.
+	if len(records) == 1 && len(hostnames) > 0 {
+		records = append(records, v1alpha1.DNSRecord{Name: host, Type: "CNAME", Value: hostnames[0]})
+	}
+	records = append(records, v1alpha1.DNSRecord{Name: domain, Type: "TXT", Value: "v=spf1 mx -all"})
+	if dkimValue != "" {
+		records = append(records, v1alpha1.DNSRecord{Name: DKIMSelector + "._domainkey." + domain, Type: "TXT", Value: dkimValue})
+	}
+	records = append(records, v1alpha1.DNSRecord{Name: "_dmarc." + domain, Type: "TXT",
+		Value: "v=DMARC1; p=none; rua=mailto:postmaster@" + strings.TrimSuffix(domain, ".")})
+	return records
+}
