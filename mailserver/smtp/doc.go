@@ -98,4 +98,14 @@
 //   - go-smtp needs a domain in every address, so "RCPT TO:<postmaster>" (RFC 5321 4.5.1) gets
 //     501; "postmaster@<our domain>" works when a mailbox or alias has it.
 //   - HELO (not EHLO) clients are recorded with ESMTP in Received:, go-smtp does not tell which.
+//   - go-smtp answers AUTH before STARTTLS with 523 5.7.10 (RFC 4954 would have 538 5.7.11);
+//     AUTH is not advertised there, so well-behaved clients never see it.
+//   - go-smtp counts line lengths on the raw connection, BDAT chunks included, so a chunk with
+//     a line over 2000 octets ends the connection (500 5.4.0) as a long DATA line does.
+//   - go-smtp v0.25.1 ends a BDAT chunk early without an error when the connection drops inside
+//     it. Data catches this (peerClosed) and refuses the message, so it is never stored cut
+//     short; on platforms without MSG_PEEK (not unix) this check is off.
+//   - go-smtp's Server.Close does not close a listener whose Serve has not started running yet.
+//   - There is no limit on concurrent connections here; each costs one goroutine and a few KiB
+//     until the idle timeout. The listener is the place for one (the cmd owns it).
 package smtp

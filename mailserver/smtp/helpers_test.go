@@ -65,6 +65,7 @@ type testServer struct {
 	srv     *gosmtp.Server
 	addr    string
 	dataDir string
+	live    *config.Live
 	logs    *syncBuffer
 	tls     *tls.Config // the server's
 	client  *tls.Config // trusts the server's certificate
@@ -121,7 +122,7 @@ func startServer(t testing.TB, submission, implicitTLS bool, opts ...serverOptio
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &testServer{t: t, srv: srv, addr: ln.Addr().String(), dataDir: dataDir, logs: logs, tls: serverTLS, client: clientTLS}
+	return &testServer{t: t, srv: srv, addr: ln.Addr().String(), dataDir: dataDir, live: live, logs: logs, tls: serverTLS, client: clientTLS}
 }
 
 // testTLS makes a self-signed certificate for the test hostname and 127.0.0.1.

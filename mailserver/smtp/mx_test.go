@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/kubemail/kubemail/mailserver/config"
 )
 
 func TestMXGreetingAndExtensions(t *testing.T) {
@@ -210,4 +212,38 @@ func TestMXNullSenderAndMailSyntax(t *testing.T) {
 		t.Fatalf("stored %q", got)
 	}
 	s.waitLog("Accepted message", "from=\"\"")
+}
+
+// TestMXReloadKeepsTransaction: a config reload does not change a transaction under way, and
+// the next transaction sees it.
+func TestMXReloadKeepsTransaction(t *testing.T) {
+	s := startServer(t, false, false)
+	c := dialRaw(t, s.addr)
+	c.expect(220)
+	c.cmd("HELO client.test") // plain HELO works as well
+	c.expect(250)
+	c.cmd("MAIL FROM:<sender@remote.test>")
+	c.expect(250)
+
+	cfg := testConfig(t)
+	cfg.Mailboxes = cfg.Mailboxes[:1] // alice only: bob is gone
+	cfg.Mailboxes[0].Aliases = append(cfg.Mailboxes[0].Aliases, "newalias@example.test")
+	s.live.Store(config.NewDirectory(cfg))
+
+	c.cmd("RCPT TO:<bob@example.test>")
+	c.expect(250)
+	c.cmd("RCPT TO:<newalias@example.test>")
+	c.expect(550, "5.1.1")
+	c.cmd("DATA")
+	c.expect(354)
+	c.write(message("reload", "old config") + ".\r\n")
+	c.expect(250)
+	s.only("bob@example.test")
+
+	c.cmd("MAIL FROM:<sender@remote.test>")
+	c.expect(250)
+	c.cmd("RCPT TO:<bob@example.test>")
+	c.expect(550, "5.1.1")
+	c.cmd("RCPT TO:<newalias@example.test>")
+	c.expect(250)
 }

@@ -24,7 +24,7 @@ import (
 func (s *session) receivedHeader(tx *transaction, user *config.Mailbox) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, "Received: from "...)
-	b = append(b, heloName(s.helo)...)
+	b = append(b, heloName(tx.helo)...)
 	b = append(b, " ("...)
 	b = append(b, addressLiteral(s.remote)...)
 	b = append(b, ')')

@@ -113,7 +113,6 @@ func (b *backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		remote: c.Conn().RemoteAddr(),
-		helo:   c.Hostname(),
 	}
 	if state, ok := c.TLSConnectionState(); ok {
 		s.tls = &state

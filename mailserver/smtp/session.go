@@ -26,7 +26,6 @@ type session struct {
 	ctx    context.Context // ends at Logout, aborting a delivery in progress
 	cancel context.CancelFunc
 	remote net.Addr
-	helo   string
 	tls    *tls.ConnectionState
 	log    *slog.Logger
 
@@ -42,6 +41,7 @@ type session struct {
 type transaction struct {
 	id        string
 	start     time.Time
+	helo      string            // the EHLO name in force at MAIL (a later EHLO may change it)
 	dir       *config.Directory // RFC-wise one config per transaction: taken at MAIL
 	from      string            // reverse-path as sent; "" is the null sender
 	utf8      bool              // MAIL ... SMTPUTF8
@@ -83,6 +83,7 @@ func (s *session) openTransaction(from string, opts *gosmtp.MailOptions, authori
 	tx := &transaction{
 		id:        newQueueID(),
 		start:     time.Now(),
+		helo:      s.conn.Hostname(),
 		dir:       dir,
 		from:      from,
 		utf8:      opts.UTF8,
