@@ -25,7 +25,7 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) deliver(r io.Reader) error {
 	tx := s.takeTransaction()
 	if tx == nil {
-		return errLocalFailure // go-smtp only calls Data after MAIL and an accepted RCPT
+		return errTooManyErrors // a 421 was sent; go-smtp only calls Data after an accepted RCPT
 	}
 	user := tx.user
 	_, bdat := r.(*io.PipeReader) // go-smtp hands BDAT chunks over through a pipe

@@ -34,7 +34,8 @@ type session struct {
 
 	mu       sync.Mutex
 	tx       *transaction
-	rejected int // rejected recipients on this connection
+	rejected int  // rejected recipients on this connection
+	hangUp   bool // 421 sent: refuse whatever the client had pipelined after it
 }
 
 // transaction is the state between MAIL and the end of DATA/BDAT or RSET.
@@ -70,6 +71,9 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 func (s *session) openTransaction(from string, opts *gosmtp.MailOptions, authorize func(*transaction) error) (*transaction, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.hangUp {
+		return nil, errTooManyErrors
+	}
 	if s.tx != nil {
 		return nil, errNestedMail
 	}
@@ -105,6 +109,9 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tx := s.tx
+	if s.hangUp {
+		return errTooManyErrors
+	}
 	if tx == nil {
 		return errors.New("RCPT without MAIL") // go-smtp checks this first
 	}
@@ -121,6 +128,7 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	if s.rejected > maxRejectedRecipients {
 		// Write the 421 and close: shutting our read side makes go-smtp's next read see EOF.
 		s.logRejected("Rejected recipient", tx, tx.from, to, errTooManyErrors, reason+"; too many rejected recipients")
+		s.hangUp, s.tx = true, nil
 		closeRead(s.conn.Conn())
 		return errTooManyErrors
 	}
@@ -199,6 +207,9 @@ func (s *session) takeTransaction() *transaction {
 	defer s.mu.Unlock()
 	tx := s.tx
 	s.tx = nil
+	if s.hangUp {
+		return nil
+	}
 	return tx
 }
 
