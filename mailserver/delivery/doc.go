@@ -1,0 +1,62 @@
+// Package delivery takes a queued message to its recipients: into our own mailboxes, or over
+// SMTP to the server that routing picks for each recipient domain.
+//
+// # Routing (per recipient domain, first match wins)
+//
+//  1. A domain we serve (config.Directory.Domain): local delivery into the mailbox through the
+//     Local deliverer (the store); an address with no mailbox fails with 550 5.1.1.
+//  2. A static route (Routing.Static: domain -> "host:port"), for the other MailDomains this
+//     server knows about (in Kubernetes, their Service; the operator fills the map). The host is
+//     resolved with A/AAAA; STARTTLS is opportunistic.
+//  3. A smarthost (Routing.Smarthosts): the first rule whose SenderDomains holds the envelope
+//     sender's domain, or that has none (applies to all). TLS "starttls" (required, certificate
+//     verified), "tls" (implicit TLS, verified) or "none"; AUTH PLAIN when credentials are given.
+//     A bounce (null sender) uses the first rule that applies to all domains.
+//  4. DNS: the MX records of the domain, lowest preference first, equal preferences in random
+//     order (RFC 5321 5.1); with no MX record, the domain's own A/AAAA address (the "implicit
+//     MX"). A null MX (a single MX "." , RFC 7505 3) fails at once with 556 5.1.10. Each MX host
+//     is resolved to its addresses, tried in turn on Options.MXPort (25). STARTTLS is
+//     opportunistic (RFC 7435): used whenever offered, without certificate verification (no
+//     MTA-STS or DANE yet), and if the TLS handshake fails the same host is retried once in
+//     plain text, as Postfix does with smtp_tls_security_level=may.
+//
+// The resolver is a net.Resolver: net.DefaultResolver, or NewResolver("HOST:PORT") which sends
+// every query to that server. Go's own resolver follows CNAMEs, retries over TCP on truncation
+// and tells NXDOMAIN (IsNotFound) from a failure worth retrying (IsTemporary, IsTimeout), which
+// is all the routing needs, so no DNS client library is needed on the production path (the
+// tests use github.com/miekg/dns as the server).
+//
+// # Results
+//
+// Deliver returns one Result per recipient: the SMTP reply the remote server gave to RCPT or to
+// the end of DATA, or a reply made up locally when no server answered. Class 2 is delivered,
+// class 5 is a permanent failure (the queue bounces), anything else is retried. Local replies:
+//
+//	connection refused, timed out, lost      4.4.1 / 4.4.2  (temporary)
+//	DNS failure (SERVFAIL, timeout)          4.4.3          (temporary)
+//	domain or host has no address (NXDOMAIN, NODATA) 5.4.4 (permanent, as Postfix)
+//	null MX                                  5.1.10         (permanent, RFC 7505)
+//	required TLS unavailable (smarthost)     4.7.5          (temporary)
+//	remote lacks SMTPUTF8 for a UTF-8 address 5.6.7         (permanent, RFC 6531 3.5)
+//	local mailbox write failed               4.3.0          (temporary)
+//
+// A greeting or EHLO that fails, a 421 or a lost connection before MAIL moves on to the next
+// address or MX host; once MAIL is accepted the replies of that server are final for this attempt.
+//
+// # Connections
+//
+// At most Options.MaxConnsPerHost transactions run at once per destination (host:port). A
+// connection that finished a transaction cleanly is kept idle for IdleTimeout (5 s) and reused
+// for the next message to the same destination, up to MaxMessagesPerConn (100); a reused
+// connection found closed is replaced by a fresh one. At most 100 recipients go in one
+// transaction (RFC 5321 4.5.3.1.8); more take further transactions.
+//
+// Timeouts follow RFC 5321 4.5.3.2: connect 30 s (as Postfix), greeting and MAIL/RCPT 5 min,
+// DATA initiation 2 min, each block of data written 3 min, the reply to the final dot 10 min.
+// All are in Timeouts, so tests can shorten them; the context cancels a delivery at once.
+//
+// # Not yet
+//
+// DKIM signing, MTA-STS/DANE, the DSN extension (RFC 3461) towards the remote server, and
+// conversion of 8-bit bodies for servers without 8BITMIME (they are sent as they are).
+package delivery
