@@ -47,6 +47,7 @@ func testConfig(t testing.TB) *config.Config {
 		Domains: []config.Domain{
 			{Name: "example.test", MaxMessageSize: config.DefaultMaxMessageSize, MaxRecipients: config.DefaultMaxRecipients},
 			{Name: "small.test", MaxMessageSize: 10 << 10, MaxRecipients: 3},
+			{Name: "many.test", MaxRecipients: 150}, // unset size: the default
 		},
 		Mailboxes: []config.Mailbox{
 			{Address: "alice@example.test", Aliases: []string{"postmaster@example.test", "sales@example.test"}, PasswordHash: hash("alice-password")},
@@ -55,6 +56,7 @@ func testConfig(t testing.TB) *config.Config {
 			{Address: "dave@small.test", PasswordHash: hash("dave-password")},
 			{Address: "erin@small.test", PasswordHash: hash("erin-password")},
 			{Address: "frank@small.test", PasswordHash: hash("frank-password")},
+			{Address: "gina@many.test", PasswordHash: hash("gina-password")},
 		},
 	}
 }

@@ -59,6 +59,23 @@ func TestMXDefaultRecipientLimit(t *testing.T) {
 	s.only("alice@example.test")
 }
 
+// TestMXRecipientLimitAboveDefault: a domain may allow more than the default 100.
+func TestMXRecipientLimitAboveDefault(t *testing.T) {
+	s := startServer(t, false, false)
+	c := greeted(t, s.addr)
+	var b strings.Builder
+	b.WriteString("MAIL FROM:<sender@remote.test>\r\n")
+	for i := range 151 {
+		fmt.Fprintf(&b, "RCPT TO:<gina+%d@many.test>\r\n", i)
+	}
+	c.write(b.String())
+	c.expect(250)
+	for range 150 {
+		c.expect(250)
+	}
+	c.expect(452, "4.5.3")
+}
+
 func TestMXSizeLimits(t *testing.T) {
 	s := startServer(t, false, false)
 	c := greeted(t, s.addr)

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"context"
+	"math"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -93,7 +94,7 @@ func (s *session) openTransaction(from string, opts *gosmtp.MailOptions, authori
 		utf8:      opts.UTF8,
 		size:      opts.Size,
 		sizeLimit: dir.MaxMessageSize(),
-		rcptLimit: config.DefaultMaxRecipients,
+		rcptLimit: math.MaxInt, // until the first recipient's domain sets it
 	}
 	if authorize != nil {
 		if err := authorize(tx); err != nil {
