@@ -2,10 +2,10 @@ package smtp
 
 import (
 	"context"
-	"math"
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"sync"
