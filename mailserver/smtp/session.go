@@ -116,7 +116,7 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	if tx == nil {
 		return errors.New("RCPT without MAIL") // go-smtp checks this first
 	}
-	err, reason := s.checkRecipient(tx, to)
+	reason, err := s.checkRecipient(tx, to)
 	if err == nil {
 		return nil
 	}
@@ -139,29 +139,29 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 
 // checkRecipient decides one RCPT and, if accepted, adds it to tx. The order of checks puts the
 // most useful answer first: syntax, relaying, the mailbox, then the limits.
-func (s *session) checkRecipient(tx *transaction, to string) (error, string) {
+func (s *session) checkRecipient(tx *transaction, to string) (reason string, err error) {
 	addr, err := parseAddress(to, tx.utf8, errBadRecipient)
 	if err != nil {
-		return err, "bad recipient address"
+		return "bad recipient address", err
 	}
 	dom := tx.dir.Domain(addr.domain)
 	if dom == nil {
 		if s.b.role == roleSubmission {
-			return errNoOutbound, "remote recipient: outbound delivery is not enabled"
+			return "remote recipient: outbound delivery is not enabled", errNoOutbound
 		}
-		return errRelayDenied, "domain not served here"
+		return "domain not served here", errRelayDenied
 	}
 	if trick := relayTrick(addr.local); trick != "" {
-		return errRelayDenied, trick
+		return trick, errRelayDenied
 	}
 	mb := tx.dir.Lookup(addr.String())
 	if mb == nil {
-		return errNoSuchUser, "unknown local address"
+		return "unknown local address", errNoSuchUser
 	}
 	sizeLimit := domainSizeLimit(dom)
 	if tx.size > sizeLimit {
 		// RFC 1870 6.1: a declared SIZE over this recipient's limit is refused at RCPT.
-		return errTooBig, "declared SIZE over the domain's limit"
+		return "declared SIZE over the domain's limit", errTooBig
 	}
 	rcptLimit := dom.MaxRecipients
 	if rcptLimit <= 0 {
@@ -170,7 +170,7 @@ func (s *session) checkRecipient(tx *transaction, to string) (error, string) {
 	rcptLimit = min(rcptLimit, tx.rcptLimit)
 	if len(tx.rcpts) >= rcptLimit {
 		// RFC 5321 4.5.3.1.10: the client sends the rest in another transaction.
-		return errTooManyRecipients, "recipient limit reached"
+		return "recipient limit reached", errTooManyRecipients
 	}
 	tx.rcptLimit = rcptLimit
 	tx.sizeLimit = min(tx.sizeLimit, sizeLimit)
@@ -179,7 +179,7 @@ func (s *session) checkRecipient(tx *transaction, to string) (error, string) {
 		// Aliases, plus-addresses and repeats of one mailbox get one copy.
 		tx.mailboxes = append(tx.mailboxes, mb.Address)
 	}
-	return nil, ""
+	return "", nil
 }
 
 func domainSizeLimit(dom *config.Domain) int64 {
