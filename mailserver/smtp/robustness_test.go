@@ -28,7 +28,7 @@ func TestMXIdleTimeout(t *testing.T) {
 // TestMXDataTimeout: a client that stops in the middle of the data gets 421 and no copy is
 // kept; one that keeps sending slowly for longer than the timeout gets through.
 func TestMXDataTimeout(t *testing.T) {
-	s := startServer(t, false, false, withReadTimeout(400*time.Millisecond))
+	s := startServer(t, false, false, withReadTimeout(600*time.Millisecond))
 	c := greeted(t, s.addr)
 	c.write("MAIL FROM:<sender@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
 	c.expect(250)
@@ -51,7 +51,7 @@ func TestMXDataTimeout(t *testing.T) {
 	line := strings.Repeat("s", 78) + "\r\n"
 	chunk := strings.Repeat(line, 256) // 20 KiB
 	start := time.Now()
-	for time.Since(start) < 1200*time.Millisecond { // three times the timeout, in total
+	for time.Since(start) < 1500*time.Millisecond { // well past the timeout, in total
 		c.write(chunk)
 		time.Sleep(100 * time.Millisecond) // the client's pace, the point of the test
 	}
