@@ -1,0 +1,256 @@
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/delivery"
+)
+
+// Transport delivers a message to its recipients; *delivery.Client is the real one.
+type Transport interface {
+	Deliver(ctx context.Context, m *delivery.Message) []delivery.Result
+}
+
+// Options configure a Queue.
+type Options struct {
+	// Hostname names this server in notices (Reporting-MTA, MAILER-DAEMON@Hostname).
+	Hostname  string
+	Retry     RetryPolicy
+	Transport Transport
+	// Workers is how many messages are delivered at once; 0 means 16.
+	Workers int
+	// Live and Local deliver notices to senders that are our own mailboxes; without them every
+	// notice is queued.
+	Live   *config.Live
+	Local  delivery.LocalDeliverer
+	Logger *slog.Logger
+}
+
+// ErrNotFound is returned for a queue ID that is not in the queue.
+var ErrNotFound = errors.New("queue: no such message")
+
+// Queue is the outbound queue. Its methods are safe for concurrent use.
+type Queue struct {
+	spool spool
+	opts  Options
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	sched   schedule // entries waiting for their next attempt
+	wake    chan struct{}
+	due     chan *entry
+}
+
+// entry is one message in memory. While inflight, its record belongs to the worker.
+type entry struct {
+	rec      *Record
+	inflight bool
+	deleted  bool // Delete was called while inflight
+	retry    bool // RetryNow was called while inflight
+	index    int  // in sched; -1 when not there
+}
+
+// Open opens the queue in dir (normally <data>/queue), creating it if needed, and recovers
+// every message in it; damaged entries are quarantined and logged. Run starts delivery.
+func Open(dir string, opts Options) (*Queue, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "localhost"
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 16
+	}
+	opts.Retry = opts.Retry.withDefaults()
+	q := &Queue{
+		spool:   spool{dir: dir},
+		opts:    opts,
+		log:     opts.Logger.With("component", "queue"),
+		entries: map[string]*entry{},
+		wake:    make(chan struct{}, 1),
+		due:     make(chan *entry),
+	}
+	if err := q.spool.init(); err != nil {
+		return nil, err
+	}
+	recs, err := q.spool.recover(func(id string, err error) {
+		if errors.Is(err, errOrphanBody) {
+			q.log.Warn("Removed an unacknowledged message body", "id", id, "reason", err.Error())
+			return
+		}
+		q.log.Error("Quarantined a damaged queue entry", "id", id, "dir", dir+"/quarantine", "err", err.Error())
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range recs {
+		q.add(rec)
+	}
+	q.log.Info("Recovered the queue", "dir", dir, "messages", len(recs))
+	return q, nil
+}
+
+// add puts a record in memory and in the schedule. Call with q.mu held, or before Run.
+func (q *Queue) add(rec *Record) {
+	e := &entry{rec: rec, index: -1}
+	q.entries[rec.ID] = e
+	heap.Push(&q.sched, e)
+}
+
+func (q *Queue) poke() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Enqueue stores a message for rcpts: prefix (the Received: header, CRLF-terminated) followed by
+// body. It returns the queue ID once the message and its record are on disk and fsynced (tmp,
+// fsync, rename, fsync dir), so the SMTP server may then reply 250. from "" is the null sender.
+func (q *Queue) Enqueue(ctx context.Context, from string, rcpts []string, prefix []byte, body io.Reader) (string, error) {
+	if len(rcpts) == 0 {
+		return "", errors.New("queue: enqueue: no recipients")
+	}
+	id := newID(time.Now())
+	size, err := q.spool.writeBody(id, prefix, body)
+	if err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		q.spool.remove(id)
+		return "", fmt.Errorf("queue: enqueue: %w", err)
+	}
+	now := time.Now()
+	rec := &Record{Version: recordVersion, ID: id, From: from, Arrival: now, Size: size, NextAttempt: now}
+	for _, r := range rcpts {
+		rec.Rcpts = append(rec.Rcpts, Rcpt{Addr: r, State: Pending})
+	}
+	if err := q.spool.writeRecord(rec); err != nil {
+		q.spool.remove(id)
+		return "", err
+	}
+	q.mu.Lock()
+	q.add(rec)
+	q.mu.Unlock()
+	q.poke()
+	q.log.Info("Queued message", "id", id, "from", from, "rcpts", len(rcpts), "size", size)
+	return id, nil
+}
+
+// Info is a queued message as List shows it.
+type Info struct {
+	Record
+	InFlight bool // an attempt is running
+}
+
+// List returns every queued message, oldest first.
+func (q *Queue) List() []Info {
+	q.mu.Lock()
+	out := make([]Info, 0, len(q.entries))
+	for _, e := range q.entries {
+		out = append(out, Info{Record: e.rec.clone(), InFlight: e.inflight})
+	}
+	q.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// RetryNow makes a message due at once (the schedule is kept in memory; the record learns of
+// it at the next attempt).
+func (q *Queue) RetryNow(id string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.entries[id]
+	if e == nil {
+		return ErrNotFound
+	}
+	if e.inflight {
+		e.retry = true
+		return nil
+	}
+	e.rec.NextAttempt = time.Now()
+	heap.Fix(&q.sched, e.index)
+	q.poke()
+	return nil
+}
+
+// Delete removes a message from the queue without notifying anyone (the administrator's
+// postsuper -d). A message being delivered is removed when the attempt ends.
+func (q *Queue) Delete(id string) error {
+	q.mu.Lock()
+	e := q.entries[id]
+	if e == nil {
+		q.mu.Unlock()
+		return ErrNotFound
+	}
+	if e.inflight {
+		e.deleted = true
+		q.mu.Unlock()
+		return nil
+	}
+	heap.Remove(&q.sched, e.index)
+	delete(q.entries, id)
+	q.mu.Unlock()
+	q.log.Info("Deleted message", "id", id)
+	return q.spool.remove(id)
+}
+
+// Len is the number of queued messages.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.entries)
+}
+
+var (
+	idCounter atomic.Uint32
+	idSeed    = func() uint32 {
+		var b [4]byte
+		_, _ = rand.Read(b[:]) // never fails on supported platforms
+		return binary.BigEndian.Uint32(b[:])
+	}()
+)
+
+// newID is 13 hex digits of microseconds and 8 of a counter: unique, sorted by arrival.
+func newID(now time.Time) string {
+	return fmt.Sprintf("%013X%08X", now.UnixMicro()&(1<<52-1), idSeed+idCounter.Add(1))
+}
+
+// schedule is a min-heap of entries by next attempt time.
+type schedule []*entry
+
+func (s schedule) Len() int { return len(s) }
+func (s schedule) Less(i, j int) bool {
+	return s[i].rec.NextAttempt.Before(s[j].rec.NextAttempt)
+}
+func (s schedule) Swap(i, j int) {
+	s[i], s[j] = s[j], s[i]
+	s[i].index, s[j].index = i, j
+}
+func (s *schedule) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*s)
+	*s = append(*s, e)
+}
+func (s *schedule) Pop() any {
+	old := *s
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.index = -1
+	*s = old[:len(old)-1]
+	return e
+}

@@ -1,0 +1,257 @@
+package queue_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubemail/kubemail/mailserver/queue"
+)
+
+func TestDeliversExactlyOnce(t *testing.T) {
+	w := newWorld(t)
+	q := w.open(fast)
+	w.run(q)
+	w.enqueue(q, "alice@a.test", "first", "bob@b.test")
+	waitEmpty(t, q)
+	msgs := w.b.Inbox("bob@b.test")
+	if len(msgs) != 1 {
+		t.Fatalf("bob has %d messages, want 1", len(msgs))
+	}
+	// The queued prefix (A's Received:) and body arrive unchanged, under B's Received:.
+	if !strings.Contains(msgs[0], "by mx.a.test (kubemail) with ESMTPSA id TEST") || !strings.Contains(msgs[0], "Body of first.") {
+		t.Errorf("bob's copy:\n%s", msgs[0])
+	}
+	if files, _ := os.ReadDir(filepath.Join(w.dir, "msg")); len(files) != 0 {
+		t.Errorf("%d bodies left in the spool", len(files))
+	}
+}
+
+func TestRetriesWhileTheServerIsDownAndDeliversOnceItIsBack(t *testing.T) {
+	w := newWorld(t)
+	w.b.Stop()
+	q := w.open(fast)
+	w.run(q)
+	id := w.enqueue(q, "alice@a.test", "retried", "bob@b.test")
+	eventually(t, 10*time.Second, "three failed attempts", func() bool {
+		l := q.List()
+		return len(l) == 1 && l[0].Attempts >= 3
+	})
+	info := q.List()[0]
+	if info.ID != id || info.Rcpts[0].State != queue.Pending || info.Rcpts[0].Status != "4.4.1" ||
+		!strings.Contains(info.Rcpts[0].Reply, "connection refused") {
+		t.Fatalf("queued message: %+v", info)
+	}
+	// The record on disk holds the same state.
+	data, err := os.ReadFile(filepath.Join(w.dir, "meta", id+".json"))
+	if err != nil || !strings.Contains(string(data), `"state":"pending"`) || !strings.Contains(string(data), `"status":"4.4.1"`) {
+		t.Fatalf("record: %s (%v)", data, err)
+	}
+	w.b.Start()
+	waitEmpty(t, q)
+	if n := len(w.b.Inbox("bob@b.test")); n != 1 {
+		t.Fatalf("bob has %d messages, want exactly 1", n)
+	}
+	if n := len(w.a.Inbox("alice@a.test")); n != 0 {
+		t.Errorf("alice got %d notices for a delivered message", n)
+	}
+}
+
+func TestPermanentFailureBouncesToTheLocalSender(t *testing.T) {
+	w := newWorld(t)
+	q := w.open(fast)
+	w.run(q)
+	id := w.enqueue(q, "alice@a.test", "half-bounced", "bob@b.test", "nobody@b.test")
+	waitEmpty(t, q)
+	if n := len(w.b.Inbox("bob@b.test")); n != 1 {
+		t.Errorf("bob has %d messages, want 1", n)
+	}
+	notices := w.a.WaitInbox("alice@a.test", 1, 5*time.Second)
+	if len(notices) != 1 {
+		t.Fatalf("alice has %d notices, want 1", len(notices))
+	}
+	r := parseDSN(t, notices[0])
+	if r.perMessage.Get("X-Kubemail-Queue-ID") != id {
+		t.Errorf("queue ID %q, want %s", r.perMessage.Get("X-Kubemail-Queue-ID"), id)
+	}
+	if len(r.rcpts) != 1 {
+		t.Fatalf("%d recipients in the notice, want only the failed one", len(r.rcpts))
+	}
+	rc := r.rcpts[0]
+	for field, want := range map[string]string{
+		"Final-Recipient": "rfc822; nobody@b.test",
+		"Action":          "failed",
+		"Status":          "5.1.1",
+		"Remote-MTA":      "dns; mx.b.test",
+	} {
+		if got := rc.Get(field); got != want {
+			t.Errorf("%s: %q, want %q", field, got, want)
+		}
+	}
+	if d := rc.Get("Diagnostic-Code"); !strings.HasPrefix(d, "smtp; 550 5.1.1 ") {
+		t.Errorf("Diagnostic-Code %q, want B's 550 reply", d)
+	}
+	if !strings.Contains(r.original, "Subject: half-bounced") || strings.Contains(notices[0], "Body of half-bounced") {
+		t.Errorf("the notice must carry the original header and not the body:\n%s", notices[0])
+	}
+}
+
+func TestExpiryBouncesAfterADelayNotice(t *testing.T) {
+	w := newWorld(t)
+	w.b.Stop()
+	p := fast
+	p.DelayWarningAfter = 150 * time.Millisecond
+	p.Lifetime = 600 * time.Millisecond
+	q := w.open(p)
+	w.run(q)
+	start := time.Now()
+	w.enqueue(q, "alice@a.test", "expiring", "bob@b.test")
+	notices := w.a.WaitInbox("alice@a.test", 2, 10*time.Second)
+	waitEmpty(t, q)
+	if d := time.Since(start); d < p.Lifetime {
+		t.Errorf("bounced after %v, before the lifetime %v", d, p.Lifetime)
+	}
+	delayed := parseDSN(t, notices[0])
+	if rc := delayed.rcpts[0]; rc.Get("Action") != "delayed" || rc.Get("Status") != "4.4.1" || rc.Get("Will-Retry-Until") == "" {
+		t.Errorf("delay notice recipient block: %v", rc)
+	}
+	if s := delayed.header.Get("Subject"); !strings.Contains(s, "Delayed") {
+		t.Errorf("delay notice subject %q", s)
+	}
+	failed := parseDSN(t, notices[1])
+	rc := failed.rcpts[0]
+	if rc.Get("Action") != "failed" || rc.Get("Status") != "5.4.7" || rc.Get("Final-Recipient") != "rfc822; bob@b.test" {
+		t.Errorf("expiry notice recipient block: %v", rc)
+	}
+	if d := rc.Get("Diagnostic-Code"); !strings.Contains(d, "expired") || !strings.Contains(d, "connection refused") {
+		t.Errorf("Diagnostic-Code %q should say it expired and the last reason", d)
+	}
+	if n := len(w.a.Inbox("alice@a.test")); n != 2 {
+		t.Errorf("alice has %d notices, want 2", n)
+	}
+}
+
+func TestRemoteSenderGetsTheBounceByMailWithTheNullSender(t *testing.T) {
+	w := newWorld(t)
+	q := w.open(fast)
+	w.run(q)
+	w.enqueue(q, "carol@c.test", "relayed", "nobody@b.test")
+	notices := w.c.WaitInbox("carol@c.test", 1, 10*time.Second)
+	waitEmpty(t, q)
+	r := parseDSN(t, notices[0])
+	if r.rcpts[0].Get("Status") != "5.1.1" {
+		t.Errorf("status %q", r.rcpts[0].Get("Status"))
+	}
+	// C accepted it from the null reverse-path (RFC 5321 4.5.5).
+	if logs := w.c.Logs(); !strings.Contains(logs, `msg="Accepted message"`) || !strings.Contains(logs, `from=""`) {
+		t.Errorf("C did not log accepting a message from <>:\n%s", logs)
+	}
+}
+
+func TestNeverABounceForABounce(t *testing.T) {
+	w := newWorld(t)
+	q := w.open(fast)
+	w.run(q)
+	w.enqueue(q, "", "a-bounce", "nobody@b.test")
+	waitEmpty(t, q)
+	if !strings.Contains(w.logs.String(), "Dropped a failed notice without bouncing it") {
+		t.Error("the failure of a null-sender message was not logged")
+	}
+	if n := len(w.a.Inbox("alice@a.test")); n != 0 {
+		t.Errorf("%d notices", n)
+	}
+	if strings.Count(w.logs.String(), `msg="Queued message"`) != 1 {
+		t.Errorf("something else was queued:\n%s", w.logs.String())
+	}
+}
+
+func TestRecoveryAfterACrash(t *testing.T) {
+	w := newWorld(t)
+	q := w.open(fast) // never run: as if the server died right after the 250s
+	var ids []string
+	for _, s := range []string{"one", "two", "three", "four"} {
+		ids = append(ids, w.enqueue(q, "alice@a.test", s, "bob@b.test"))
+	}
+	// Damage: a torn record, a record whose body is gone, a body whose record never came.
+	if err := os.WriteFile(filepath.Join(w.dir, "meta", ids[1]+".json"), []byte(`{"version":1,"id":"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(w.dir, "msg", ids[2])); err != nil {
+		t.Fatal(err)
+	}
+	orphan := filepath.Join(w.dir, "msg", "0000000000000000000AA")
+	if err := os.WriteFile(orphan, []byte("Subject: never acknowledged\r\n\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	q2 := w.open(fast)
+	var got []string
+	for _, info := range q2.List() {
+		got = append(got, info.ID)
+		if info.From != "alice@a.test" || len(info.Rcpts) != 1 || info.Rcpts[0].Addr != "bob@b.test" || info.Rcpts[0].State != queue.Pending {
+			t.Errorf("recovered record: %+v", info)
+		}
+	}
+	if strings.Join(got, ",") != ids[0]+","+ids[3] {
+		t.Fatalf("recovered %v, want %v", got, []string{ids[0], ids[3]})
+	}
+	for _, name := range []string{ids[1] + ".json", ids[1] + ".msg", ids[2] + ".json"} {
+		if _, err := os.Stat(filepath.Join(w.dir, "quarantine", name)); err != nil {
+			t.Errorf("quarantine/%s: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the unacknowledged body is still there: %v", err)
+	}
+	if logs := w.logs.String(); strings.Count(logs, "Quarantined a damaged queue entry") != 2 {
+		t.Errorf("want two quarantine log lines:\n%s", logs)
+	}
+
+	w.run(q2)
+	waitEmpty(t, q2)
+	msgs := w.b.Inbox("bob@b.test")
+	if len(msgs) != 2 || !strings.Contains(msgs[0]+msgs[1], "Subject: one") || !strings.Contains(msgs[0]+msgs[1], "Subject: four") {
+		t.Fatalf("bob got %d messages, want one and four exactly once", len(msgs))
+	}
+}
+
+func TestRetryNowAndDelete(t *testing.T) {
+	w := newWorld(t)
+	w.b.Stop()
+	slow := queue.RetryPolicy{InitialInterval: time.Hour, Lifetime: 24 * time.Hour}
+	q := w.open(slow)
+	w.run(q)
+	keep := w.enqueue(q, "alice@a.test", "kept", "bob@b.test")
+	drop := w.enqueue(q, "alice@a.test", "dropped", "bob@b.test")
+	eventually(t, 10*time.Second, "a first attempt of both", func() bool {
+		l := q.List()
+		return len(l) == 2 && l[0].Attempts == 1 && l[1].Attempts == 1 && !l[0].InFlight && !l[1].InFlight
+	})
+	if next := q.List()[0].NextAttempt; time.Until(next) < 40*time.Minute {
+		t.Errorf("next attempt in %v, want about an hour", time.Until(next))
+	}
+	if err := q.Delete(drop); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(w.dir, "msg", drop)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("deleted body still there: %v", err)
+	}
+	w.b.Start()
+	if err := q.RetryNow(keep); err != nil {
+		t.Fatal(err)
+	}
+	waitEmpty(t, q)
+	msgs := w.b.Inbox("bob@b.test")
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: kept") {
+		t.Fatalf("bob got %d messages, want only the kept one", len(msgs))
+	}
+	if err := q.RetryNow(keep); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("RetryNow of a delivered message: %v", err)
+	}
+	if n := len(w.a.Inbox("alice@a.test")); n != 0 {
+		t.Errorf("Delete sent %d notices", n)
+	}
+}

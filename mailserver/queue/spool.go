@@ -1,0 +1,281 @@
+package queue
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// State is where one recipient stands.
+type State string
+
+const (
+	Pending   State = "pending"
+	Delivered State = "delivered"
+	Failed    State = "failed"
+)
+
+// Rcpt is one recipient of a queued message and its last result.
+type Rcpt struct {
+	Addr      string    `json:"addr"`
+	State     State     `json:"state"`
+	Code      int       `json:"code,omitempty"`      // last SMTP reply code; 0 if none
+	Status    string    `json:"status,omitempty"`    // last enhanced status, "4.4.1"
+	Reply     string    `json:"reply,omitempty"`     // last reply text or local reason
+	RemoteMTA string    `json:"remoteMTA,omitempty"` // the host that replied
+	At        time.Time `json:"at,omitzero"`         // when the last result came
+	Notified  bool      `json:"notified,omitempty"`  // the sender had the failure notice
+}
+
+// Record is the metadata of one queued message (meta/<id>.json).
+type Record struct {
+	Version       int       `json:"version"`
+	ID            string    `json:"id"`
+	From          string    `json:"from"`
+	Arrival       time.Time `json:"arrival"`
+	Size          int64     `json:"size"`
+	Attempts      int       `json:"attempts"`
+	NextAttempt   time.Time `json:"nextAttempt"`
+	LastAttempt   time.Time `json:"lastAttempt,omitzero"`
+	DelayNotified bool      `json:"delayNotified,omitempty"`
+	Rcpts         []Rcpt    `json:"rcpts"`
+}
+
+const recordVersion = 1
+
+func (r *Record) clone() Record {
+	c := *r
+	c.Rcpts = append([]Rcpt(nil), r.Rcpts...)
+	return c
+}
+
+// validate checks a record read from disk named id.
+func (r *Record) validate(id string) error {
+	switch {
+	case r.Version != recordVersion:
+		return fmt.Errorf("unknown version %d", r.Version)
+	case r.ID != id:
+		return fmt.Errorf("record of %q in the file of %q", r.ID, id)
+	case len(r.Rcpts) == 0:
+		return errors.New("no recipients")
+	case r.Arrival.IsZero():
+		return errors.New("no arrival time")
+	}
+	for _, rc := range r.Rcpts {
+		if rc.Addr == "" {
+			return errors.New("a recipient without an address")
+		}
+		switch rc.State {
+		case Pending, Delivered, Failed:
+		default:
+			return fmt.Errorf("recipient %s has unknown state %q", rc.Addr, rc.State)
+		}
+	}
+	return nil
+}
+
+// spool is the queue directory.
+type spool struct{ dir string }
+
+func (s spool) msgPath(id string) string  { return filepath.Join(s.dir, "msg", id) }
+func (s spool) metaPath(id string) string { return filepath.Join(s.dir, "meta", id+".json") }
+
+func (s spool) init() error {
+	if err := os.RemoveAll(filepath.Join(s.dir, "tmp")); err != nil {
+		return fmt.Errorf("queue: clearing tmp: %w", err)
+	}
+	for _, sub := range []string{"msg", "meta", "tmp", "quarantine"} {
+		if err := os.MkdirAll(filepath.Join(s.dir, sub), 0o700); err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+	}
+	return syncDir(s.dir)
+}
+
+// writeBody streams prefix and body into msg/<id> durably and returns its size.
+func (s spool) writeBody(id string, prefix []byte, body io.Reader) (int64, error) {
+	tmp := filepath.Join(s.dir, "tmp", id)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
+	}
+	n, err := f.Write(prefix)
+	size := int64(n)
+	if err == nil {
+		var m int64
+		m, err = io.Copy(f, body)
+		size += m
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, s.msgPath(id))
+	}
+	if err == nil {
+		err = syncDir(filepath.Join(s.dir, "msg"))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		os.Remove(s.msgPath(id))
+		return 0, fmt.Errorf("queue: writing the message: %w", err)
+	}
+	return size, nil
+}
+
+// writeRecord writes meta/<id>.json durably, replacing the previous record.
+func (s spool) writeRecord(r *Record) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	tmp := filepath.Join(s.dir, "tmp", r.ID+".json")
+	if err := writeFileSync(tmp, append(data, '\n')); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("queue: writing the record: %w", err)
+	}
+	if err := os.Rename(tmp, s.metaPath(r.ID)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("queue: writing the record: %w", err)
+	}
+	if err := syncDir(filepath.Join(s.dir, "meta")); err != nil {
+		return fmt.Errorf("queue: writing the record: %w", err)
+	}
+	return nil
+}
+
+// remove takes a message out of the queue: its record first, durably, then its body.
+func (s spool) remove(id string) error {
+	if err := os.Remove(s.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("queue: removing %s: %w", id, err)
+	}
+	if err := syncDir(filepath.Join(s.dir, "meta")); err != nil {
+		return fmt.Errorf("queue: removing %s: %w", id, err)
+	}
+	if err := os.Remove(s.msgPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("queue: removing %s: %w", id, err)
+	}
+	return nil
+}
+
+// quarantine moves a damaged entry's files aside.
+func (s spool) quarantine(id string) error {
+	q := filepath.Join(s.dir, "quarantine")
+	var errs []error
+	for from, to := range map[string]string{s.metaPath(id): filepath.Join(q, id+".json"), s.msgPath(id): filepath.Join(q, id+".msg")} {
+		if err := os.Rename(from, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, syncDir(q), syncDir(filepath.Join(s.dir, "meta")))
+	return errors.Join(errs...)
+}
+
+// recover reads every record; damaged ones are quarantined and reported through bad.
+func (s spool) recover(bad func(id string, err error)) ([]*Record, error) {
+	metas, err := os.ReadDir(filepath.Join(s.dir, "meta"))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	var recs []*Record
+	known := map[string]bool{}
+	for _, e := range metas {
+		name := e.Name()
+		id, ok := strings.CutSuffix(name, ".json")
+		if !ok || !validID(id) {
+			bad(name, errors.New("not a queue record name"))
+			os.Rename(filepath.Join(s.dir, "meta", name), filepath.Join(s.dir, "quarantine", name))
+			continue
+		}
+		known[id] = true
+		rec, err := s.readRecord(id)
+		if err != nil {
+			bad(id, err)
+			if qerr := s.quarantine(id); qerr != nil {
+				return nil, fmt.Errorf("queue: quarantining %s: %w", id, qerr)
+			}
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	bodies, err := os.ReadDir(filepath.Join(s.dir, "msg"))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	for _, e := range bodies {
+		if !known[e.Name()] {
+			bad(e.Name(), errOrphanBody)
+			os.Remove(filepath.Join(s.dir, "msg", e.Name()))
+		}
+	}
+	return recs, nil
+}
+
+var errOrphanBody = errors.New("message body without a record (an Enqueue that never returned); removed")
+
+func (s spool) readRecord(id string) (*Record, error) {
+	data, err := os.ReadFile(s.metaPath(id))
+	if err != nil {
+		return nil, err
+	}
+	var rec Record
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return nil, fmt.Errorf("unparsable record: %w", err)
+	}
+	if err := rec.validate(id); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(s.msgPath(id)); err != nil {
+		return nil, fmt.Errorf("message body: %w", err)
+	}
+	return &rec, nil
+}
+
+func validID(id string) bool {
+	if len(id) != 21 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
