@@ -91,6 +91,9 @@ func runKubemail(o options, sessions int) result {
 
 	local, domain, _ := strings.Cut(o.recipient, "@")
 	newDir := filepath.Join(dataDir, "mail", domain, local, "new")
+	pid := cmd.Process.Pid
+	rssBefore := statusField(pid, "VmRSS:")
+	stopSampling := sampleMax(&r.loadMem, func() int64 { return statusField(pid, "VmRSS:") })
 	start := time.Now()
 	r.sent, r.err = smtpSource(ctx, o, sessions, addr)
 	atExit := countFiles(newDir)
@@ -103,6 +106,8 @@ func runKubemail(o options, sessions int) result {
 	if r.err == nil {
 		r.err = derr
 	}
-	r.peakRSS, r.cpu = procStats(cmd.Process.Pid)
+	stopSampling()
+	r.peakRSS, r.cpu = procStats(pid)
+	fmt.Printf("  kubemail: RSS %s before the load, %s after it\n", mib(rssBefore), mib(statusField(pid, "VmRSS:")))
 	return r
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -102,26 +101,7 @@ func runPostfix(o options, sessions int) (r result) {
 		r.cpu = pf.cpu
 	}()
 
-	var peak int64
-	var mu sync.Mutex
-	sampleCtx, stopSampling := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			rss := treePSS(pf.masterPID)
-			mu.Lock()
-			peak = max(peak, rss)
-			mu.Unlock()
-			select {
-			case <-sampleCtx.Done():
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
-
+	stopSampling := sampleMax(&r.loadMem, func() int64 { return treePSS(pf.masterPID) })
 	local, domain, _ := strings.Cut(o.recipient, "@")
 	newDir := filepath.Join(pf.vmail, domain, local, "new")
 	start := time.Now()
@@ -135,8 +115,6 @@ func runPostfix(o options, sessions int) (r result) {
 		r.err = fmt.Errorf("%w (Postfix log: %s)", r.err, filepath.Join(pf.tmp, "maillog"))
 	}
 	stopSampling()
-	wg.Wait()
-	r.peakRSS = peak
 	return r
 }
 
