@@ -106,6 +106,10 @@ func (s *server) start() {
 			s.cmd.Process.Kill()
 			<-s.exited
 		}
+		// A race-detector build (make e2e) reports data races on stderr as they happen.
+		if strings.Contains(s.logs.String(), "WARNING: DATA RACE") {
+			t.Errorf("the server reported a data race")
+		}
 		if t.Failed() {
 			t.Logf("server log:\n%s", s.logs.String())
 		}
