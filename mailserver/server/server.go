@@ -41,6 +41,10 @@ type Options struct {
 	// ReloadInterval is how often the manifests are checked for changes; 0 means 2 s.
 	ReloadInterval time.Duration
 
+	// MaxConns and MaxConnsPerIP bound the open connections of each listener, in all and per
+	// client address; 0 means 2000 and 50. Past them a client is told to come back later.
+	MaxConns, MaxConnsPerIP int
+
 	// OnListen, when set, is called with each listener's protocol and address once it listens:
 	// how a caller that asked for port 0 learns the port.
 	OnListen func(protocol string, addr net.Addr)
@@ -81,26 +85,36 @@ func Run(ctx context.Context, opts Options) error {
 	smtpOpts := smtp.Options{Hostname: opts.Hostname, Live: live, Store: st, Auth: authn, TLS: tlsConfig, Logger: log}
 	imapSrv := imap.NewServer(imap.Options{Store: st, Live: live, Auth: authn, TLS: tlsConfig, Logger: log})
 
-	var ls listeners
+	ls := listeners{maxConns: opts.MaxConns, maxPerIP: opts.MaxConnsPerIP}
+	if ls.maxConns == 0 {
+		ls.maxConns = defaultMaxConns
+	}
+	if ls.maxPerIP == 0 {
+		ls.maxPerIP = defaultMaxConnsPerIP
+	}
 	defer ls.closeAll()
+	// Plain-text listeners tell a refused client why (RFC 5321 3.8, RFC 9051 7.1.5); on TLS
+	// listeners the client would only see garbage, so those just close.
+	smtpBusy := "421 4.7.0 " + opts.Hostname + " Too many connections, try again later\r\n"
+	imapBusy := "* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
 	mx, sub, subs := smtp.NewMX(smtpOpts), smtp.NewSubmission(smtpOpts), smtp.NewSubmission(smtpOpts)
-	if err := ls.add("smtp", opts.SMTPAddr, nil, mx.Serve); err != nil {
+	if err := ls.add("smtp", opts.SMTPAddr, nil, smtpBusy, mx.Serve); err != nil {
 		return err
 	}
-	if err := ls.add("submission", opts.SubmissionAddr, nil, sub.Serve); err != nil {
+	if err := ls.add("submission", opts.SubmissionAddr, nil, smtpBusy, sub.Serve); err != nil {
 		return err
 	}
-	if err := ls.add("submissions", opts.SubmissionsAddr, tlsConfig, subs.Serve); err != nil {
+	if err := ls.add("submissions", opts.SubmissionsAddr, tlsConfig, "", subs.Serve); err != nil {
 		return err
 	}
-	if err := ls.add("imap", opts.IMAPAddr, nil, imapSrv.Serve); err != nil {
+	if err := ls.add("imap", opts.IMAPAddr, nil, imapBusy, imapSrv.Serve); err != nil {
 		return err
 	}
-	if err := ls.add("imaps", opts.IMAPSAddr, tlsConfig, imapSrv.Serve); err != nil {
+	if err := ls.add("imaps", opts.IMAPSAddr, tlsConfig, "", imapSrv.Serve); err != nil {
 		return err
 	}
 	health := &http.Server{Handler: healthHandler(), ReadHeaderTimeout: 5 * time.Second}
-	if err := ls.add("health", opts.HealthAddr, nil, health.Serve); err != nil {
+	if err := ls.add("health", opts.HealthAddr, nil, "", health.Serve); err != nil {
 		return err
 	}
 
@@ -158,9 +172,14 @@ type listener struct {
 	serve func(net.Listener) error
 }
 
-type listeners struct{ items []listener }
+type listeners struct {
+	maxConns, maxPerIP int
+	items              []listener
+}
 
-func (ls *listeners) add(name, addr string, tlsConfig *tls.Config, serve func(net.Listener) error) error {
+// add listens on addr (nothing when addr is empty) with the connection limits, under TLS when
+// tlsConfig is set; busyReply is what a client past the limits is told before the close.
+func (ls *listeners) add(name, addr string, tlsConfig *tls.Config, busyReply string, serve func(net.Listener) error) error {
 	if addr == "" {
 		return nil
 	}
@@ -168,6 +187,7 @@ func (ls *listeners) add(name, addr string, tlsConfig *tls.Config, serve func(ne
 	if err != nil {
 		return fmt.Errorf("listening for %s: %w", name, err)
 	}
+	ln = newLimitListener(ln, ls.maxConns, ls.maxPerIP, busyReply)
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}

@@ -25,7 +25,7 @@ type running struct {
 	stop  context.CancelFunc
 }
 
-func startServer(t *testing.T, manifests string) *running {
+func startServer(t *testing.T, manifests string, modify ...func(*Options)) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{log: &syncBuffer{}, addrs: map[string]string{}, done: make(chan error, 1), stop: cancel}
@@ -43,6 +43,9 @@ func startServer(t *testing.T, manifests string) *running {
 			mu.Unlock()
 			listening <- struct{}{}
 		},
+	}
+	for _, m := range modify {
+		m(&opts)
 	}
 	go func() { r.done <- Run(ctx, opts) }()
 	for range 6 {
@@ -223,4 +226,65 @@ func TestHealthEndpoint(t *testing.T) {
 	if !strings.HasPrefix(string(buf[:n]), "HTTP/1.0 200") {
 		t.Fatalf("readyz answered %q", buf[:n])
 	}
+}
+
+// A client past the per-address connection limit is told to come back later; once one of its
+// connections closes, it is served again.
+func TestConnectionLimit(t *testing.T) {
+	srv := startServer(t, copySamples(t), func(o *Options) { o.MaxConnsPerIP = 2 })
+	greeting := func(c net.Conn) string {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 256)
+		n, _ := c.Read(buf)
+		return string(buf[:n])
+	}
+	var open []net.Conn
+	for i := range 2 {
+		c, err := net.Dial("tcp", srv.addrs["smtp"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if g := greeting(c); !strings.HasPrefix(g, "220 ") {
+			t.Fatalf("connection %d greeted with %q", i, g)
+		}
+		open = append(open, c)
+	}
+	c, err := net.Dial("tcp", srv.addrs["smtp"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := greeting(c); !strings.HasPrefix(g, "421 4.7.0 ") {
+		t.Fatalf("third connection greeted with %q, want 421 4.7.0", g)
+	}
+	c.Close()
+	imapConns := []net.Conn{}
+	for range 2 {
+		c, err := net.Dial("tcp", srv.addrs["imap"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		greeting(c)
+		imapConns = append(imapConns, c)
+	}
+	c, _ = net.Dial("tcp", srv.addrs["imap"])
+	if g := greeting(c); !strings.HasPrefix(g, "* BYE [UNAVAILABLE]") {
+		t.Fatalf("third IMAP connection greeted with %q", g)
+	}
+	c.Close()
+
+	open[0].Write([]byte("QUIT\r\n"))
+	greeting(open[0]) // 221, then the server closes it
+	eventually(t, "a freed slot is served again", func() error {
+		c, err := net.Dial("tcp", srv.addrs["smtp"])
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if g := greeting(c); !strings.HasPrefix(g, "220 ") {
+			return errors.New("greeted with " + g)
+		}
+		return nil
+	})
 }
