@@ -54,7 +54,8 @@ type Queue struct {
 	due     chan *entry
 }
 
-// entry is one message in memory. While inflight, its record belongs to the worker.
+// entry is one message in memory, guarded by Queue.mu. While inflight, a worker works on a copy
+// of its record and puts it back when the attempt ends.
 type entry struct {
 	rec      *Record
 	inflight bool

@@ -72,8 +72,13 @@ func (q *Queue) schedule(ctx context.Context) {
 
 // attempt tries the pending recipients of one message and records what happened.
 func (q *Queue) attempt(ctx context.Context, e *entry) {
-	keep := q.process(ctx, e.rec)
+	// The worker changes a copy, so List can read the entry meanwhile.
 	q.mu.Lock()
+	rec := e.rec.clone()
+	q.mu.Unlock()
+	keep := q.process(ctx, &rec)
+	q.mu.Lock()
+	e.rec = &rec
 	e.inflight = false
 	deleted := e.deleted
 	if deleted || !keep {
