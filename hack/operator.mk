@@ -17,11 +17,12 @@ manifests: $(CONTROLLER_GEN) ## Regenerate CRDs (config/crd/bases) and RBAC (con
 		output:rbac:artifacts:config=config/rbac
 
 # The envtest suite runs a real kube-apiserver and etcd; its files carry the `envtest` build tag
-# so that `make unit` (go test ./...) does not need the assets.
+# so that `make unit` (go test ./...) does not need the assets. Its pod contract test runs
+# bin/kubemail with the container args the operator rendered.
 .PHONY: test-envtest
-test-envtest: envtest-assets ## Controller tests against a real kube-apiserver and etcd (envtest).
+test-envtest: envtest-assets build ## Controller tests against a real kube-apiserver and etcd (envtest).
 	$(GO) vet -tags envtest ./controllers/... ./test/envtest/...
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -tags envtest -count=1 \
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) KUBEMAIL_BIN=$(KUBEMAIL) $(GO) test -tags envtest -count=1 \
 		-timeout $(ENVTEST_TIMEOUT) ./controllers/... ./test/envtest/...
 
 # 1,000 Mailboxes across 10 MailDomains on envtest: time to Ready, writes per object, and a
