@@ -3,9 +3,10 @@
 // manifests of config/samples, with real clients (Debian's swaks and isync/mbsync, Python's
 // smtplib and imaplib) and real TLS.
 //
-// The binary under test is $KUBEMAIL_BIN (`make e2e` sets it to bin/kubemail); without it the
-// tests build ./cmd/kubemail into a temporary directory. A client that is not installed skips its
-// tests on a developer machine and fails them under CI=true (run `make test-deps`).
+// The binary under test is $KUBEMAIL_BIN (`make e2e` sets it to a race-detector build in bin/; a
+// relative path is taken from the repository root); without it the tests build ./cmd/kubemail
+// into a temporary directory. A client that is not installed skips its tests on a developer
+// machine and fails them under CI=true (run `make test-deps`).
 package e2e
 
 import (
@@ -47,6 +48,10 @@ func run(m *testing.M) int {
 			fmt.Fprintf(os.Stderr, "e2e: building kubemail failed: %v\n", err)
 			return 1
 		}
+	}
+	if !filepath.IsAbs(kubemailBin) {
+		// go test runs in the package directory; a relative path means one from the repository.
+		kubemailBin = filepath.Join(repoRoot, kubemailBin)
 	}
 	if _, err := os.Stat(kubemailBin); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: binary under test: %v\n", err)
