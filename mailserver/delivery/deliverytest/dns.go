@@ -30,15 +30,22 @@ type DNS struct {
 func StartDNS(t testing.TB) *DNS {
 	t.Helper()
 	d := &DNS{mx: map[string][]*net.MX{}, a: map[string][]netip.Addr{}, servfail: map[string]bool{}, queries: map[string]int{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Addr = pc.LocalAddr().String()
-	ln, err := net.Listen("tcp", d.Addr)
-	if err != nil {
+	// UDP and TCP on the same port; the TCP port may be taken (by any client's ephemeral port).
+	var pc net.PacketConn
+	var ln net.Listener
+	for try := 0; ; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		d.Addr = pc.LocalAddr().String()
+		if ln, err = net.Listen("tcp", d.Addr); err == nil {
+			break
+		}
 		pc.Close()
-		t.Fatal(err)
+		if try == 20 {
+			t.Fatal(err)
+		}
 	}
 	udp := &dns.Server{PacketConn: pc, Handler: d}
 	tcp := &dns.Server{Listener: ln, Handler: d}
