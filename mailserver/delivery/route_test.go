@@ -47,6 +47,18 @@ func TestSmarthostWithRequiredSTARTTLSAndAUTH(t *testing.T) {
 	}
 }
 
+func TestSmarthostWithImplicitTLS(t *testing.T) {
+	e := newEnv(t)
+	relay := deliverytest.StartSubmissions(t, "relay.test", "127.0.0.7", 0, deliverytest.Mailboxes(t, "b.test", "bob", "carol"))
+	e.dns.SetA("relay.test", "127.0.0.7")
+	sh := delivery.Smarthost{Host: "relay.test", Port: relay.Port(), TLS: delivery.ImplicitTLS, Username: "bob@b.test", Password: "bob-password"}
+	res := deliver(t, smarthostClient(t, e, sh, relay.ClientTLS), testMessage("via-465", "bob@b.test", "carol@b.test"))
+	wantStatus(t, res[0], "2.0.0")
+	if msgs := relay.WaitInbox("carol@b.test", 1, 5*time.Second); !strings.Contains(msgs[0], "with ESMTPSA") {
+		t.Errorf("not over TLS with AUTH:\n%s", msgs[0])
+	}
+}
+
 func TestSmarthostFailuresAreTemporary(t *testing.T) {
 	e := newEnv(t)
 	relay := startRelay(t, e)

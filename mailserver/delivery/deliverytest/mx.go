@@ -34,6 +34,7 @@ type Server struct {
 	Store      *store.Store
 	ClientTLS  *tls.Config // trusts the server's certificate
 	submission bool
+	implicit   bool // TLS from the first byte (port 465)
 	serverTLS  *tls.Config
 	logs       *syncBuffer
 	// Timeouts shorter than the production ones, so a stuck test fails fast.
@@ -65,17 +66,22 @@ func Mailboxes(t testing.TB, domain string, locals ...string) *config.Config {
 // StartMX starts a kubemail MX named hostname for cfg on ip:port (port 0: any), offering
 // STARTTLS with a self-signed certificate for hostname. It stops when the test ends.
 func StartMX(t testing.TB, hostname, ip string, port int, cfg *config.Config) *Server {
-	return start(t, hostname, ip, port, cfg, false)
+	return start(t, hostname, ip, port, cfg, false, false)
 }
 
 // StartSubmission starts a kubemail submission server (STARTTLS, AUTH) instead.
 func StartSubmission(t testing.TB, hostname, ip string, port int, cfg *config.Config) *Server {
-	return start(t, hostname, ip, port, cfg, true)
+	return start(t, hostname, ip, port, cfg, true, false)
 }
 
-func start(t testing.TB, hostname, ip string, port int, cfg *config.Config, submission bool) *Server {
+// StartSubmissions starts a kubemail submission server with implicit TLS (port 465's role).
+func StartSubmissions(t testing.TB, hostname, ip string, port int, cfg *config.Config) *Server {
+	return start(t, hostname, ip, port, cfg, true, true)
+}
+
+func start(t testing.TB, hostname, ip string, port int, cfg *config.Config, submission, implicit bool) *Server {
 	t.Helper()
-	s := &Server{t: t, Hostname: hostname, DataDir: t.TempDir(), submission: submission, logs: &syncBuffer{}, ReadTimeout: 10 * time.Second}
+	s := &Server{t: t, Hostname: hostname, DataDir: t.TempDir(), submission: submission, implicit: implicit, logs: &syncBuffer{}, ReadTimeout: 10 * time.Second}
 	certPEM, keyPEM, err := tlsutil.Generate(hostname, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -135,11 +141,15 @@ func (s *Server) Start() {
 	}
 	s.Addr = ln.Addr().String()
 	s.ln = &countingListener{Listener: ln, s: s}
+	var serve net.Listener = s.ln
+	if s.implicit {
+		serve = tls.NewListener(s.ln, s.serverTLS)
+	}
 	s.srv = srv
 	s.done = make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
-		srv.Serve(s.ln)
+		srv.Serve(serve)
 	}(s.done)
 }
 
@@ -153,7 +163,7 @@ func (s *Server) Stop() {
 		return
 	}
 	srv.Close()
-	ln.Close()
+	ln.Close() // go-smtp's Close misses a listener Serve has not registered yet
 	<-done
 }
 
