@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -160,7 +161,7 @@ func (r *MailboxReconciler) resolveProblem(ctx context.Context, mb *v1alpha1.Mai
 // MailDomains' password Secrets (which say whether a Mailbox is in the server's config).
 func (r *MailboxReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.Mailbox{}).
+		For(&v1alpha1.Mailbox{}, builder.WithPredicates(specOrMetadataChanged)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.mailboxesOfSecret)).
 		Watches(&v1alpha1.MailDomain{}, handler.EnqueueRequestsFromMapFunc(r.mailboxesOfDomain)).
 		Named("mailbox").

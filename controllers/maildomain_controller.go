@@ -11,9 +11,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
 	kmbuilder "github.com/kubemail/kubemail/controllers/builder"
@@ -174,6 +176,10 @@ func (r *MailDomainReconciler) failed(ctx context.Context, st *domainState, phas
 	return ctrl.Result{}, err
 }
 
+// specOrMetadataChanged passes creations, deletions, and updates of the spec (generation),
+// labels or annotations.
+var specOrMetadataChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+
 // SetupWithManager watches MailDomains, their children, and the Mailboxes, Secrets and
 // RelayPolicies their config is made of.
 func (r *MailDomainReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -181,7 +187,8 @@ func (r *MailDomainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.hashes = newPasswordHashes()
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.MailDomain{}).
+		// Our own status writes change neither generation nor metadata: no reconcile for them.
+		For(&v1alpha1.MailDomain{}, builder.WithPredicates(specOrMetadataChanged)).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
