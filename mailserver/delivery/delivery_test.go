@@ -2,6 +2,8 @@ package delivery_test
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -239,5 +241,37 @@ func TestManyRecipientsTakeSeveralTransactions(t *testing.T) {
 	// 150 recipients: a transaction of 100 and one of 50, each one copy in the mailbox.
 	if n := len(c2.WaitInbox("u@c.test", 2, 5*time.Second)); n != 2 {
 		t.Errorf("%d copies, want 2 transactions", n)
+	}
+}
+
+func TestOpportunisticTLSFallsBackToPlainText(t *testing.T) {
+	e := newEnv(t)
+	e.b.Stop()
+	// B offers STARTTLS but every handshake fails (no usable certificate).
+	e.b.SetTLS(&tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return nil, errors.New("no certificate")
+	}})
+	e.b.Start()
+	res := deliver(t, e.client(t), testMessage("fallback", "alice@a.test", "bob@b.test"))
+	wantStatus(t, res[0], "2.0.0")
+	msgs := e.b.WaitInbox("bob@b.test", 1, 5*time.Second)
+	if !strings.Contains(msgs[0], "with ESMTP id") {
+		t.Errorf("want the message in plain text (ESMTP) after the failed handshake:\n%s", msgs[0])
+	}
+	if accepts, _ := e.b.Stats(); accepts != 2 {
+		t.Errorf("%d connections, want the failed TLS one and the plain one", accepts)
+	}
+}
+
+func TestAClosedIdleConnectionIsReplaced(t *testing.T) {
+	e := newEnv(t)
+	c := e.client(t, func(o *delivery.Options) { o.IdleTimeout = time.Minute })
+	wantStatus(t, deliver(t, c, testMessage("before", "alice@a.test", "bob@b.test"))[0], "2.0.0")
+	// B restarts: the idle connection A keeps is dead.
+	e.b.Stop()
+	e.b.Start()
+	wantStatus(t, deliver(t, c, testMessage("after", "alice@a.test", "bob@b.test"))[0], "2.0.0")
+	if n := len(e.b.WaitInbox("bob@b.test", 2, 5*time.Second)); n != 2 {
+		t.Errorf("bob has %d messages, want 2", n)
 	}
 }

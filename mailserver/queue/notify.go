@@ -23,7 +23,7 @@ func (q *Queue) needsNotice(rec *Record) bool {
 }
 
 func (q *Queue) delayDue(rec *Record) bool {
-	after := q.opts.Retry.DelayWarningAfter
+	after := q.retryPolicy().DelayWarningAfter
 	return rec.From != "" && !rec.DelayNotified && after > 0 && !done(rec) &&
 		time.Since(rec.Arrival) >= after
 }
@@ -99,7 +99,7 @@ func (q *Queue) sendNotice(ctx context.Context, rec *Record, idx []int, action d
 			r.Diagnostic = itoa(rc.Code) + " " + rc.Status + " " + rc.Reply
 		}
 		if action == dsn.Delayed {
-			r.RetryUntil = rec.Arrival.Add(q.opts.Retry.Lifetime)
+			r.RetryUntil = rec.Arrival.Add(q.retryPolicy().Lifetime)
 			if r.Status == "" || r.Status[0] != '4' {
 				r.Status = "4.0.0"
 			}

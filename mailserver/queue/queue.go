@@ -210,6 +210,20 @@ func (q *Queue) Delete(id string) error {
 	return q.spool.remove(id)
 }
 
+// SetRetryPolicy puts a new retry policy in force (on a config reload); zero fields take the
+// defaults. Scheduled attempts keep their times; later ones follow the new policy.
+func (q *Queue) SetRetryPolicy(p RetryPolicy) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.opts.Retry = p.withDefaults()
+}
+
+func (q *Queue) retryPolicy() RetryPolicy {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.opts.Retry
+}
+
 // Len is the number of queued messages.
 func (q *Queue) Len() int {
 	q.mu.Lock()

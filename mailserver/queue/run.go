@@ -102,7 +102,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 
 // process runs one attempt on rec, which it owns, and reports whether the message stays queued.
 func (q *Queue) process(ctx context.Context, rec *Record) (keep bool) {
-	p := q.opts.Retry
+	p := q.retryPolicy()
 	var pending []string
 	for _, r := range rec.Rcpts {
 		if r.State == Pending {

@@ -167,6 +167,13 @@ func (s *Server) Stop() {
 	<-done
 }
 
+// SetTLS replaces the server's TLS config from the next Start (tests break TLS with it).
+func (s *Server) SetTLS(cfg *tls.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.serverTLS = cfg
+}
+
 // Port is the server's port.
 func (s *Server) Port() int { return s.ln.Addr().(*net.TCPAddr).Port }
 
