@@ -2,9 +2,11 @@ package queue_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -257,5 +259,41 @@ func TestRetryNowAndDelete(t *testing.T) {
 	}
 	if n := len(w.a.Inbox("alice@a.test")); n != 0 {
 		t.Errorf("Delete sent %d notices", n)
+	}
+}
+
+func TestALoadIsDeliveredExactlyOnce(t *testing.T) {
+	const n = 200
+	w := newWorld(t)
+	q := w.open(fast)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { w.enqueue(q, "alice@a.test", fmt.Sprintf("load-%03d", i), "bob@b.test") })
+		if i%8 == 7 {
+			wg.Wait() // eight SMTP sessions enqueueing at a time
+		}
+	}
+	wg.Wait()
+	enqueued := time.Since(start)
+	w.run(q)
+	waitEmpty(t, q)
+	total := time.Since(start)
+	seen := map[string]int{}
+	for _, m := range w.b.Inbox("bob@b.test") {
+		_, rest, _ := strings.Cut(m, "Subject: ")
+		subject, _, _ := strings.Cut(rest, "\r\n")
+		seen[subject]++
+	}
+	for i := range n {
+		if s := fmt.Sprintf("load-%03d", i); seen[s] != 1 {
+			t.Errorf("%s arrived %d times", s, seen[s])
+		}
+	}
+	accepts, maxOpen := w.b.Stats()
+	t.Logf("%d messages: enqueued in %v, all delivered after %v (%.0f/s); %d connections to B, at most %d at once",
+		n, enqueued.Round(time.Millisecond), total.Round(time.Millisecond), n/total.Seconds(), accepts, maxOpen)
+	if accepts > n/2 {
+		t.Errorf("%d connections for %d messages: connections are not reused", accepts, n)
 	}
 }
