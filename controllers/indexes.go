@@ -19,6 +19,8 @@ const (
 	indexMailboxDomain = "spec.address.domain"
 	// indexMailboxSecret indexes Mailboxes by spec.passwordSecretRef.name.
 	indexMailboxSecret = "spec.passwordSecretRef.name"
+	// indexMailDomainTLSSecret indexes MailDomains by spec.tls.secretName.
+	indexMailDomainTLSSecret = "spec.tls.secretName"
 )
 
 // normalDomain is a domain as Resolve compares it: lower case, without a trailing dot.
@@ -37,6 +39,14 @@ func mailboxDomain(mb *v1alpha1.Mailbox) string {
 func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 	if err := indexer.IndexField(ctx, &v1alpha1.MailDomain{}, indexMailDomainDomain, func(o client.Object) []string {
 		return []string{normalDomain(o.(*v1alpha1.MailDomain).Spec.Domain)}
+	}); err != nil {
+		return err
+	}
+	if err := indexer.IndexField(ctx, &v1alpha1.MailDomain{}, indexMailDomainTLSSecret, func(o client.Object) []string {
+		if tls := o.(*v1alpha1.MailDomain).Spec.TLS; tls != nil {
+			return []string{tls.SecretName}
+		}
+		return nil
 	}); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -70,6 +71,7 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		{"DKIM", r.dkimPhase},
 		{"ConfigMap", r.configMapPhase},
 		{"Services", r.servicesPhase},
+		{"TLS", r.tlsPhase},
 		{"StatefulSet", r.statefulSetPhase},
 	}
 	for _, p := range phases {
@@ -83,8 +85,19 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	return ctrl.Result{}, r.writeStatus(ctx, md, domainStatus(st))
 }
 
-// errInvalid is a problem the user has to fix; retrying does not help, an edit does.
-var errInvalid = errors.New("invalid")
+// userError is a problem the user has to fix: retrying does not help, an edit does (and the
+// edit's event brings the next reconcile). Reason becomes the Ready condition's reason.
+type userError struct {
+	reason string
+	err    error
+}
+
+func (e *userError) Error() string { return e.err.Error() }
+func (e *userError) Unwrap() error { return e.err }
+
+func invalid(format string, args ...any) error {
+	return &userError{reason: "InvalidSpec", err: fmt.Errorf(format, args...)}
+}
 
 func (r *MailDomainReconciler) resolvePhase(ctx context.Context, st *domainState) error {
 	dc, err := r.resolveDomain(ctx, st.md)
@@ -92,7 +105,7 @@ func (r *MailDomainReconciler) resolvePhase(ctx context.Context, st *domainState
 		return err
 	}
 	if dc.domainErr != nil {
-		return fmt.Errorf("%w: %s: %s", errInvalid, dc.domainErr.Field, dc.domainErr.Message)
+		return invalid("%s: %s", dc.domainErr.Field, dc.domainErr.Message)
 	}
 	st.config = dc
 	return nil
@@ -126,10 +139,34 @@ func (r *MailDomainReconciler) servicesPhase(ctx context.Context, st *domainStat
 	return nil
 }
 
+// tlsPhase checks the certificate Secret the pod will mount: a missing Secret would leave the
+// pod stuck before it starts, with the reason only in its events.
+func (r *MailDomainReconciler) tlsPhase(ctx context.Context, st *domainState) error {
+	tls := st.md.Spec.TLS
+	if tls == nil {
+		return nil
+	}
+	var s corev1.Secret
+	err := r.Get(ctx, client.ObjectKey{Namespace: st.md.Namespace, Name: tls.SecretName}, &s)
+	if apierrors.IsNotFound(err) {
+		return &userError{reason: "TLSSecretNotFound", err: fmt.Errorf("Secret %s/%s of spec.tls.secretName is not found: create it, e.g. with a cert-manager Certificate for %s",
+			st.md.Namespace, tls.SecretName, kmbuilder.MailHost(st.md))}
+	}
+	if err != nil {
+		return err
+	}
+	for _, key := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
+		if len(s.Data[key]) == 0 {
+			return &userError{reason: "TLSSecretInvalid", err: fmt.Errorf("Secret %s/%s of spec.tls.secretName has no %s", st.md.Namespace, tls.SecretName, key)}
+		}
+	}
+	return nil
+}
+
 func (r *MailDomainReconciler) statefulSetPhase(ctx context.Context, st *domainState) error {
 	sts, err := kmbuilder.BuildStatefulSet(st.md, r.Options)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errInvalid, err)
+		return invalid("%v", err)
 	}
 	current := &appsv1.StatefulSet{}
 	if err := r.apply(ctx, st, sts, current); err != nil {
@@ -154,9 +191,10 @@ func (r *MailDomainReconciler) apply(ctx context.Context, st *domainState, desir
 // Problems only the user can fix are not retried; the edit that fixes them triggers a reconcile.
 func (r *MailDomainReconciler) failed(ctx context.Context, st *domainState, phase string, err error) (ctrl.Result, error) {
 	reason := phase + "Failed"
+	var user *userError
 	switch {
-	case errors.Is(err, errInvalid):
-		reason = "InvalidSpec"
+	case errors.As(err, &user):
+		reason = user.reason
 	case errors.Is(err, errNotOwned):
 		reason = "NameConflict"
 	}
@@ -164,7 +202,7 @@ func (r *MailDomainReconciler) failed(ctx context.Context, st *domainState, phas
 	if serr := r.writeStatus(ctx, st.md, failedStatus(st.md, reason, err)); serr != nil {
 		return ctrl.Result{}, errors.Join(err, serr)
 	}
-	if errors.Is(err, errInvalid) {
+	if user != nil {
 		log.FromContext(ctx).Info("MailDomain not applied", "reason", reason, "err", err.Error())
 		return ctrl.Result{}, nil
 	}

@@ -36,7 +36,7 @@ func (r *MailDomainReconciler) dkimPhase(ctx context.Context, st *domainState) e
 	}
 	value, err := kmbuilder.DKIMRecordValue(keyPEM)
 	if err != nil {
-		return fmt.Errorf("%w: Secret %s: %v (delete the Secret to have a new key made)", errInvalid, kmbuilder.DKIMSecretName(st.md), err)
+		return invalid("Secret %s: %v (delete the Secret to have a new key made)", kmbuilder.DKIMSecretName(st.md), err)
 	}
 	st.dkim = value
 	return r.apply(ctx, st, kmbuilder.BuildDKIMSecret(st.md, keyPEM), &corev1.Secret{})

@@ -18,16 +18,24 @@ func (r *MailDomainReconciler) domainsOfMailbox(ctx context.Context, obj client.
 	return r.domainsNamed(ctx, mb.Namespace, mailboxDomain(mb))
 }
 
-// domainsOfSecret maps a Secret to the MailDomains of the Mailboxes whose password it holds.
+// domainsOfSecret maps a Secret to the MailDomains whose certificate it holds and to those of
+// the Mailboxes whose password it holds.
 func (r *MailDomainReconciler) domainsOfSecret(ctx context.Context, obj client.Object) []reconcile.Request {
 	s := obj.(*corev1.Secret)
+	var reqs []reconcile.Request
+	var tlsUsers v1alpha1.MailDomainList
+	if err := r.List(ctx, &tlsUsers, client.InNamespace(s.Namespace), client.MatchingFields{indexMailDomainTLSSecret: s.Name}); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list the MailDomains of a TLS Secret", "secret", client.ObjectKeyFromObject(s))
+	}
+	for _, md := range tlsUsers.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: md.Namespace, Name: md.Name}})
+	}
 	var mailboxes v1alpha1.MailboxList
 	if err := r.List(ctx, &mailboxes, client.InNamespace(s.Namespace), client.MatchingFields{indexMailboxSecret: s.Name}); err != nil {
 		log.FromContext(ctx).Error(err, "Failed to list the Mailboxes of a Secret", "secret", client.ObjectKeyFromObject(s))
-		return nil
+		return reqs
 	}
 	domains := map[string]bool{}
-	var reqs []reconcile.Request
 	for i := range mailboxes.Items {
 		d := mailboxDomain(&mailboxes.Items[i])
 		if !domains[d] {

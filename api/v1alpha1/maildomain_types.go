@@ -51,6 +51,21 @@ type MailDomainSpec struct {
 	// Service is how mail clients and other mail servers reach this domain's server.
 	// +optional
 	Service *ServiceSpec `json:"service,omitempty"`
+
+	// TLS names the certificate the server presents on STARTTLS and on the implicit-TLS ports.
+	// Without it the server makes a self-signed certificate, kept on its volume.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+}
+
+// TLSSpec names a certificate for the mail server.
+type TLSSpec struct {
+	// SecretName is a Secret in the MailDomain's namespace with tls.crt and tls.key, such as
+	// cert-manager writes for a Certificate (whose DNS names should include mail.<domain>).
+	// A renewed certificate is served without a restart.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
 }
 
 // StorageSpec is the persistent volume claim template of the mail server.

@@ -112,6 +112,7 @@ func TestGolden(t *testing.T) {
 	class := "fast"
 	size := resource.MustParse("20Gi")
 	custom.Spec.Image = "registry.example/kubemail:custom"
+	custom.Spec.TLS = &v1alpha1.TLSSpec{SecretName: "mail-example-test-tls"}
 	custom.Spec.Storage = &v1alpha1.StorageSpec{Size: &size, StorageClassName: &class, WhenDeleted: appsv1.DeletePersistentVolumeClaimRetentionPolicyType}
 	custom.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")}}
 	custom.Spec.Service = &v1alpha1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer,

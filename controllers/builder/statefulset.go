@@ -15,6 +15,7 @@ import (
 // Where the pod keeps its config and its data.
 const (
 	ManifestsDir = "/etc/kubemail/manifests"
+	TLSDir       = "/etc/kubemail/tls"
 	DataDir      = "/var/lib/kubemail"
 	// Binary is the kubemail binary's path in the image (the Dockerfile puts it there).
 	Binary = "/kubemail"
@@ -120,6 +121,9 @@ func podSpec(md *v1alpha1.MailDomain, image string) corev1.PodSpec {
 		fmt.Sprintf("--health-addr=:%d", healthPort),
 		"--log-format=json",
 	}
+	if md.Spec.TLS != nil {
+		args = append(args, "--tls-cert="+TLSDir+"/"+corev1.TLSCertKey, "--tls-key="+TLSDir+"/"+corev1.TLSPrivateKeyKey)
+	}
 	var ports []corev1.ContainerPort
 	for _, p := range mailPorts {
 		args = append(args, fmt.Sprintf("%s=:%d", p.flag, p.container))
@@ -140,6 +144,36 @@ func podSpec(md *v1alpha1.MailDomain, image string) corev1.PodSpec {
 			SuccessThreshold: 1,
 			FailureThreshold: 3,
 		}
+	}
+	mounts := []corev1.VolumeMount{
+		{Name: "manifests", MountPath: ManifestsDir, ReadOnly: true},
+		{Name: "data", MountPath: DataDir},
+		{Name: "tmp", MountPath: "/tmp"},
+	}
+	volumes := []corev1.Volume{
+		{Name: "manifests", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{
+				{ConfigMap: &corev1.ConfigMapProjection{
+					LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(md)},
+					Items:                []corev1.KeyToPath{{Key: ObjectsKey, Path: ObjectsKey}},
+				}},
+				{Secret: &corev1.SecretProjection{
+					LocalObjectReference: corev1.LocalObjectReference{Name: SecretName(md)},
+					Items:                []corev1.KeyToPath{{Key: PasswordsKey, Path: PasswordsKey}},
+				}},
+			},
+		}}},
+		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	if md.Spec.TLS != nil {
+		mounts = append(mounts, corev1.VolumeMount{Name: "tls", MountPath: TLSDir, ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: md.Spec.TLS.SecretName,
+			Items: []corev1.KeyToPath{
+				{Key: corev1.TLSCertKey, Path: corev1.TLSCertKey},
+				{Key: corev1.TLSPrivateKeyKey, Path: corev1.TLSPrivateKeyKey},
+			},
+		}}})
 	}
 	return corev1.PodSpec{
 		AutomountServiceAccountToken:  &no,
@@ -166,26 +200,8 @@ func podSpec(md *v1alpha1.MailDomain, image string) corev1.PodSpec {
 				RunAsNonRoot:             &yes,
 				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 			},
-			VolumeMounts: []corev1.VolumeMount{
-				{Name: "manifests", MountPath: ManifestsDir, ReadOnly: true},
-				{Name: "data", MountPath: DataDir},
-				{Name: "tmp", MountPath: "/tmp"},
-			},
+			VolumeMounts: mounts,
 		}},
-		Volumes: []corev1.Volume{
-			{Name: "manifests", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-				Sources: []corev1.VolumeProjection{
-					{ConfigMap: &corev1.ConfigMapProjection{
-						LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(md)},
-						Items:                []corev1.KeyToPath{{Key: ObjectsKey, Path: ObjectsKey}},
-					}},
-					{Secret: &corev1.SecretProjection{
-						LocalObjectReference: corev1.LocalObjectReference{Name: SecretName(md)},
-						Items:                []corev1.KeyToPath{{Key: PasswordsKey, Path: PasswordsKey}},
-					}},
-				},
-			}}},
-			{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-		},
+		Volumes: volumes,
 	}
 }

@@ -83,11 +83,21 @@ func TestPodContract(t *testing.T) {
 	}
 }
 
-// podVolumes reads the content of the pod's projected volumes from the API, by volume name.
+// podVolumes reads the content of the pod's projected and Secret volumes from the API, by volume name.
 func podVolumes(t *testing.T, ns string, spec corev1.PodSpec) map[string]map[string][]byte {
 	t.Helper()
 	out := map[string]map[string][]byte{}
 	for _, v := range spec.Volumes {
+		if v.Secret != nil {
+			var s corev1.Secret
+			must(t, get(ns, v.Secret.SecretName, &s))
+			files := map[string][]byte{}
+			for _, item := range v.Secret.Items {
+				files[item.Path] = s.Data[item.Key]
+			}
+			out[v.Name] = files
+			continue
+		}
 		if v.Projected == nil {
 			continue
 		}
