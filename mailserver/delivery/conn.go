@@ -29,6 +29,7 @@ const (
 type dialPlan struct {
 	tls                tlsPolicy
 	username, password string
+	mx                 bool // hosts from MX records (or the implicit MX): absolute names
 }
 
 // hostState is one destination: its concurrency limit and idle connections.
@@ -161,7 +162,7 @@ func (c *Client) deliverHost(ctx context.Context, h *hostState, m *Message, rcpt
 		}
 		// The server closed the idle connection meanwhile: open a new one.
 	}
-	addrs, res := c.lookupAddrs(ctx, host)
+	addrs, res := c.lookupAddrs(ctx, host, plan.mx)
 	if res != nil {
 		return nil, res
 	}

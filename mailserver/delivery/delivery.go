@@ -279,7 +279,7 @@ func (c *Client) deliverDomain(ctx context.Context, m *Message, domain string, r
 	if res != nil {
 		return fill(rcpts, *res)
 	}
-	return c.deliverHosts(ctx, m, rcpts, hosts, c.opts.MXPort, dialPlan{tls: opportunistic})
+	return c.deliverHosts(ctx, m, rcpts, hosts, c.opts.MXPort, dialPlan{tls: opportunistic, mx: true})
 }
 
 // smarthostFor returns the smarthost for mail from sender, or nil.

@@ -13,7 +13,8 @@ import (
 // lookupMX returns the hosts to try for domain, best first (RFC 5321 5.1), or the final result
 // for every recipient when there are none.
 func (c *Client) lookupMX(ctx context.Context, domain string) ([]string, *Result) {
-	mxs, err := c.opts.Resolver.LookupMX(ctx, domain)
+	// The name is absolute: no resolv.conf search domain is ever appended to a mail domain.
+	mxs, err := c.opts.Resolver.LookupMX(ctx, domain+".")
 	var dnsErr *net.DNSError
 	switch {
 	case err == nil:
@@ -47,12 +48,18 @@ func (c *Client) lookupMX(ctx context.Context, domain string) ([]string, *Result
 }
 
 // lookupAddrs returns the addresses of host, or the result to give when there are none: permanent
-// when the name does not exist, temporary when the lookup failed.
-func (c *Client) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, *Result) {
+// when the name does not exist, temporary when the lookup failed. MX hosts are looked up as
+// absolute names; smarthosts and static routes as configured (a Kubernetes Service name may
+// rely on the search domains).
+func (c *Client) lookupAddrs(ctx context.Context, host string, absolute bool) ([]netip.Addr, *Result) {
 	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		return []netip.Addr{ip}, nil
 	}
-	addrs, err := c.opts.Resolver.LookupNetIP(ctx, "ip", host)
+	name := host
+	if absolute {
+		name += "."
+	}
+	addrs, err := c.opts.Resolver.LookupNetIP(ctx, "ip", name)
 	var dnsErr *net.DNSError
 	switch {
 	case err == nil && len(addrs) > 0:

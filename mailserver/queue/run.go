@@ -157,17 +157,19 @@ func (q *Queue) process(ctx context.Context, rec *Record) (keep bool) {
 	if rec.From == "" {
 		q.notify(ctx, rec) // only logs: never a notice about a notice
 	}
-	if done(rec) && !q.needsNotice(rec) {
-		if err := q.spool.remove(rec.ID); err != nil {
-			q.log.Error("Failed to remove a finished message", "id", rec.ID, "err", err.Error())
-			return true
-		}
-		return false
+	owed := q.needsNotice(rec)
+	if done(rec) && !owed {
+		return q.finish(rec)
 	}
 	rec.NextAttempt = p.nextAttempt(rec.Arrival, now, max(rec.Attempts, 1))
+	// The results are made durable before any notice, so a crash never repeats a delivery
+	// because a notice was being written.
 	if err := q.spool.writeRecord(rec); err != nil {
 		// The old record stands: the attempt's results are repeated after a restart.
 		q.log.Error("Failed to record a delivery attempt", "id", rec.ID, "err", err.Error())
+	}
+	if !owed {
+		return true
 	}
 	if !q.notify(ctx, rec) {
 		// A notice could not be sent: try again soon, whatever the backoff says.
@@ -175,16 +177,22 @@ func (q *Queue) process(ctx context.Context, rec *Record) (keep bool) {
 		return true
 	}
 	if done(rec) {
-		if err := q.spool.remove(rec.ID); err != nil {
-			q.log.Error("Failed to remove a finished message", "id", rec.ID, "err", err.Error())
-			return true
-		}
-		return false
+		return q.finish(rec)
 	}
 	if err := q.spool.writeRecord(rec); err != nil {
 		q.log.Error("Failed to record a delivery attempt", "id", rec.ID, "err", err.Error())
 	}
 	return true
+}
+
+// finish takes a message with nothing left to do out of the queue; false unless that failed.
+func (q *Queue) finish(rec *Record) (keep bool) {
+	if err := q.spool.remove(rec.ID); err != nil {
+		q.log.Error("Failed to remove a finished message", "id", rec.ID, "err", err.Error())
+		rec.NextAttempt = time.Now().Add(q.retryPolicy().InitialInterval)
+		return true
+	}
+	return false
 }
 
 // onlyFinal keeps the results an interrupted attempt really got: deliveries and 5xx replies.
