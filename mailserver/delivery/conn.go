@@ -110,8 +110,9 @@ func (h *hostState) closeIdle() {
 	h.idle = nil
 }
 
+// quit ends a session politely, waiting at most 10 s for the server's 221.
 func (c *Client) quit(cn *conn) {
-	cn.raw.SetDeadline(time.Now().Add(10 * time.Second))
+	cn.cl.CommandTimeout = 10 * time.Second
 	if err := cn.cl.Quit(); err != nil {
 		cn.close()
 	}

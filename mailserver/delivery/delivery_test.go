@@ -275,3 +275,29 @@ func TestAClosedIdleConnectionIsReplaced(t *testing.T) {
 		t.Errorf("bob has %d messages, want 2", n)
 	}
 }
+
+func TestRecipientLimitOfTheServerTakesFurtherTransactions(t *testing.T) {
+	e := newEnv(t)
+	locals := []string{"u1", "u2", "u3", "u4", "u5", "u6", "u7"}
+	cfg := deliverytest.Mailboxes(t, "d.test", locals...)
+	cfg.Domains[0].MaxRecipients = 3 // the 4th RCPT of a transaction gets 452 4.5.3
+	d := deliverytest.StartMX(t, "mx.d.test", "127.0.0.8", e.port, cfg)
+	e.dns.SetMX("d.test", &net.MX{Host: "mx.d.test", Pref: 10})
+	e.dns.SetA("mx.d.test", "127.0.0.8")
+	var rcpts []string
+	for _, l := range locals {
+		rcpts = append(rcpts, l+"@d.test")
+	}
+	res := deliver(t, e.client(t), testMessage("limited", "alice@a.test", rcpts...))
+	for _, r := range res {
+		wantStatus(t, r, "2.0.0")
+	}
+	for _, r := range rcpts {
+		if n := len(d.Inbox(r)); n != 1 {
+			t.Errorf("%s has %d messages, want 1", r, n)
+		}
+	}
+	if accepts, _ := d.Stats(); accepts != 1 {
+		t.Errorf("%d connections, want the three transactions on one", accepts)
+	}
+}

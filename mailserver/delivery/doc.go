@@ -48,8 +48,10 @@
 // At most Options.MaxConnsPerHost transactions run at once per destination (host:port). A
 // connection that finished a transaction cleanly is kept idle for IdleTimeout (5 s) and reused
 // for the next message to the same destination, up to MaxMessagesPerConn (100); a reused
-// connection found closed is replaced by a fresh one. At most 100 recipients go in one
-// transaction (RFC 5321 4.5.3.1.8); more take further transactions.
+// connection found closed (or answering 421) is replaced by a fresh one. At most 100 recipients go
+// in one transaction (RFC 5321 4.5.3.1.8); more take further transactions, and so do recipients
+// the server deferred with 452 "too many recipients" (RFC 5321 4.5.3.1.10) once some of the
+// transaction got through.
 //
 // Timeouts follow RFC 5321 4.5.3.2: connect 30 s (as Postfix), greeting and MAIL/RCPT 5 min,
 // DATA initiation 2 min, each block of data written 3 min, the reply to the final dot 10 min.

@@ -17,28 +17,51 @@ const maxRcptsPerTransaction = 100
 
 // transact sends m to rcpts over cn, in as many transactions as the recipient count needs, and
 // then keeps cn idle or closes it. ok is false, with cn closed and nothing sent, when a reused
-// connection turned out to be dead before its first reply.
+// connection turned out to be dead (or closing, 421) before it took anything.
 func (c *Client) transact(ctx context.Context, h *hostState, cn *conn, m *Message, rcpts []string) (results []Result, ok bool) {
 	stop := context.AfterFunc(ctx, func() { cn.raw.Close() })
 	defer stop()
 	reused := cn.messages > 0
-	results = make([]Result, 0, len(rcpts))
-	healthy := true
-	for start := 0; start < len(rcpts); start += maxRcptsPerTransaction {
-		chunk := rcpts[start:min(start+maxRcptsPerTransaction, len(rcpts))]
-		res, alive, sentNothing := c.transaction(cn, m, chunk)
-		if !alive && reused && sentNothing && start == 0 {
+	results = make([]Result, len(rcpts))
+	todo := make([]int, len(rcpts))
+	for i := range todo {
+		todo[i] = i
+	}
+	healthy, first := true, true
+	for len(todo) > 0 {
+		chunk := todo[:min(maxRcptsPerTransaction, len(todo))]
+		todo = todo[len(chunk):]
+		addrs := make([]string, len(chunk))
+		for j, i := range chunk {
+			addrs[j] = rcpts[i]
+		}
+		res, alive, sentNothing := c.transaction(cn, m, addrs)
+		if !alive && reused && sentNothing && first {
 			cn.close()
 			return nil, false
 		}
-		results = append(results, res...)
+		first = false
+		var tooMany []int
+		progress := false
+		for j, i := range chunk {
+			results[i] = res[j]
+			if res[j].Delivered() {
+				progress = true
+			}
+			// RFC 5321 4.5.3.1.10: 452 "too many recipients" asks for another transaction.
+			if res[j].Code == 452 {
+				tooMany = append(tooMany, i)
+			}
+		}
 		if !alive {
 			healthy = false
-			// The rest could not be tried on this connection: retried later.
-			for _, rcpt := range rcpts[start+len(chunk):] {
-				results = append(results, local(rcpt, "4.4.2", "Connection to %s lost", cn.host))
+			for _, i := range todo {
+				results[i] = local(rcpts[i], "4.4.2", "Connection to %s lost", cn.host)
 			}
 			break
+		}
+		if progress && len(tooMany) > 0 {
+			todo = append(tooMany, todo...)
 		}
 	}
 	if healthy && ctx.Err() == nil {
@@ -71,7 +94,7 @@ func (c *Client) transaction(cn *conn, m *Message, rcpts []string) (results []Re
 	opts := &gosmtp.MailOptions{Size: m.Size, UTF8: utf8Needed}
 	if err := cn.cl.Mail(m.From, opts); err != nil {
 		r := replyResult(cn.host, err, "4.4.2", "MAIL FROM")
-		if !isReply(err) {
+		if !isReply(err) || is421(err) {
 			return all(r), false, true
 		}
 		return all(r), c.reset(cn, err), false
