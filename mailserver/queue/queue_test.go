@@ -1,8 +1,10 @@
 package queue_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -295,5 +297,51 @@ func TestALoadIsDeliveredExactlyOnce(t *testing.T) {
 		n, enqueued.Round(time.Millisecond), total.Round(time.Millisecond), n/total.Seconds(), accepts, maxOpen)
 	if accepts > n/2 {
 		t.Errorf("%d connections for %d messages: connections are not reused", accepts, n)
+	}
+}
+
+func TestShutdownInterruptsAnAttemptWithoutCountingIt(t *testing.T) {
+	w := newWorld(t)
+	// mx.b.test now points at a server that accepts connections and never greets.
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.4", fmt.Sprint(w.b.Port())))
+	if err != nil {
+		t.Skipf("cannot listen on B's port on 127.0.0.4: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	w.dns.SetA("mx.b.test", "127.0.0.4")
+	q := w.open(fast)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.Run(ctx)
+	}()
+	id := w.enqueue(q, "alice@a.test", "interrupted", "bob@b.test")
+	eventually(t, 5*time.Second, "an attempt under way", func() bool {
+		l := q.List()
+		return len(l) == 1 && l[0].InFlight
+	})
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Run did not return within 3 s of the cancellation")
+	}
+	q2 := w.open(fast)
+	l := q2.List()
+	if len(l) != 1 || l[0].ID != id || l[0].Attempts != 0 || l[0].Rcpts[0].State != queue.Pending {
+		t.Fatalf("after the shutdown: %+v, want the message pending with no attempt counted", l)
+	}
+	if time.Until(l[0].NextAttempt) > 0 {
+		t.Errorf("next attempt in %v, want at once after the restart", time.Until(l[0].NextAttempt))
 	}
 }

@@ -103,6 +103,7 @@ func (q *Queue) attempt(ctx context.Context, e *entry) {
 // process runs one attempt on rec, which it owns, and reports whether the message stays queued.
 func (q *Queue) process(ctx context.Context, rec *Record) (keep bool) {
 	p := q.retryPolicy()
+	interrupted := false
 	var pending []string
 	for _, r := range rec.Rcpts {
 		if r.State == Pending {
@@ -118,6 +119,7 @@ func (q *Queue) process(ctx context.Context, rec *Record) (keep bool) {
 		if ctx.Err() != nil {
 			// Shutting down: an interrupted attempt is not held against the message.
 			results = onlyFinal(results)
+			interrupted = true
 		} else {
 			rec.Attempts++
 		}
@@ -162,6 +164,9 @@ func (q *Queue) process(ctx context.Context, rec *Record) (keep bool) {
 		return q.finish(rec)
 	}
 	rec.NextAttempt = p.nextAttempt(rec.Arrival, now, max(rec.Attempts, 1))
+	if interrupted {
+		rec.NextAttempt = now // tried again as soon as the server is back
+	}
 	// The results are made durable before any notice, so a crash never repeats a delivery
 	// because a notice was being written.
 	if err := q.spool.writeRecord(rec); err != nil {
