@@ -47,7 +47,10 @@
 // retries of many messages spread out. The defaults are Postfix-like: 5 min, 10, 20, 40, 80,
 // 160, then every 4 h (Postfix: minimal_backoff_time 300 s, maximal_queue_lifetime 5 d). A
 // permanent failure (a 5xx reply, a null MX, a domain that does not exist) is never retried.
-// Recipients already delivered are never tried again; each attempt takes the pending ones.
+// Recipients already delivered are never tried again; each attempt takes the pending ones. An
+// attempt cut short by shutdown (Run's context) is not counted, keeps only the final results it
+// got, and the message is tried at once after the restart. RetryNow makes a message due now;
+// SetRetryPolicy changes the policy on a config reload.
 //
 // A message still pending Lifetime (default 120 h, 5 days) after arrival fails: the last attempt
 // is scheduled at the expiry time, and its pending recipients then fail with status 5.4.7
