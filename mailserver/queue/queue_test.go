@@ -345,3 +345,30 @@ func TestShutdownInterruptsAnAttemptWithoutCountingIt(t *testing.T) {
 		t.Errorf("next attempt in %v, want at once after the restart", time.Until(l[0].NextAttempt))
 	}
 }
+
+func TestDNSFailureIsRetriedAndNullMXBouncesAtOnce(t *testing.T) {
+	w := newWorld(t)
+	w.dns.SetServfail("b.test", true)
+	w.dns.SetMX("null.test", &net.MX{Host: ".", Pref: 0})
+	q := w.open(fast)
+	w.run(q)
+	retried := w.enqueue(q, "alice@a.test", "servfail", "bob@b.test")
+	w.enqueue(q, "alice@a.test", "nullmx", "x@null.test")
+	notices := w.a.WaitInbox("alice@a.test", 1, 5*time.Second)
+	r := parseDSN(t, notices[0])
+	if rc := r.rcpts[0]; rc.Get("Final-Recipient") != "rfc822; x@null.test" || rc.Get("Status") != "5.1.10" {
+		t.Errorf("null MX notice: %v", rc)
+	}
+	eventually(t, 5*time.Second, "two attempts during the DNS failure", func() bool {
+		l := q.List()
+		return len(l) == 1 && l[0].ID == retried && l[0].Attempts >= 2 && l[0].Rcpts[0].Status == "4.4.3"
+	})
+	w.dns.SetServfail("b.test", false)
+	waitEmpty(t, q)
+	if n := len(w.b.Inbox("bob@b.test")); n != 1 {
+		t.Errorf("bob has %d messages, want 1", n)
+	}
+	if n := len(w.a.Inbox("alice@a.test")); n != 1 {
+		t.Errorf("alice has %d notices, want only the null MX one", n)
+	}
+}
