@@ -32,13 +32,15 @@
 // the end of DATA, or a reply made up locally when no server answered. Class 2 is delivered,
 // class 5 is a permanent failure (the queue bounces), anything else is retried. Local replies:
 //
-//	connection refused, timed out, lost      4.4.1 / 4.4.2  (temporary)
-//	DNS failure (SERVFAIL, timeout)          4.4.3          (temporary)
-//	domain or host has no address (NXDOMAIN, NODATA) 5.4.4 (permanent, as Postfix)
-//	null MX                                  5.1.10         (permanent, RFC 7505)
-//	required TLS unavailable (smarthost)     4.7.5          (temporary)
-//	remote lacks SMTPUTF8 for a UTF-8 address 5.6.7         (permanent, RFC 6531 3.5)
-//	local mailbox write failed               4.3.0          (temporary)
+//	connection refused or timed out                    4.4.1   temporary
+//	connection lost, no greeting in time               4.4.2   temporary
+//	DNS failure (SERVFAIL, timeout)                    4.4.3   temporary
+//	domain or host has no address (NXDOMAIN, NODATA)   5.4.4   permanent (as Postfix)
+//	null MX                                            5.1.10  permanent (RFC 7505 3.2)
+//	TLS required by the smarthost but unavailable      4.7.5   temporary
+//	smarthost without AUTH PLAIN, or AUTH refused      4.7.x   temporary (the operator fixes it)
+//	remote lacks SMTPUTF8 for a UTF-8 address          5.6.7   permanent (RFC 6531 3.5)
+//	writing into a local mailbox failed                4.3.0   temporary
 //
 // A greeting or EHLO that fails, a 421 or a lost connection before MAIL moves on to the next
 // address or MX host; once MAIL is accepted the replies of that server are final for this attempt.
