@@ -38,10 +38,12 @@ func runKubemail(o options, sessions int) result {
 	}
 	defer logFile.Close()
 
-	cmd := exec.Command(o.kubemail, "server",
+	args := []string{"server",
 		"--manifests", o.manifests, "--data-dir", dataDir, "--hostname", "mx.example.test",
 		"--smtp-addr", "127.0.0.1:0", "--submission-addr", "", "--submissions-addr", "",
-		"--imap-addr", "", "--imaps-addr", "")
+		"--imap-addr", "", "--imaps-addr", ""}
+	args = append(args, o.kubemailFlags...)
+	cmd := exec.Command(o.kubemail, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		r.err = err
@@ -102,7 +104,9 @@ func runKubemail(o options, sessions int) result {
 		fmt.Printf("  kubemail: only %d of %d messages were in new/ when smtp-source finished\n", atExit, o.messages)
 	}
 	var derr error
-	r.delivered, r.count, derr = waitDelivered(ctx, newDir, o.messages, start)
+	waitCtx, cancelWait := deliveryContext(ctx, r.err)
+	r.delivered, r.count, derr = waitDelivered(waitCtx, newDir, o.messages, start)
+	cancelWait()
 	if r.err == nil {
 		r.err = derr
 	}

@@ -46,6 +46,8 @@ type options struct {
 	keep       bool
 	recipient  string
 	servers    []string
+	// kubemailFlags are extra `kubemail server` flags, e.g. a higher per-client connection limit.
+	kubemailFlags []string
 }
 
 // result is one measured run.
@@ -116,6 +118,7 @@ func parseFlags() (options, error) {
 	flag.BoolVar(&o.reuse, "reuse", os.Getenv("BENCH_REUSE") == "1", "send several messages per connection (smtp-source -d)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directories")
 	flag.StringVar(&o.recipient, "to", "alice@example.test", "recipient; must be a mailbox in -manifests")
+	extra := flag.String("kubemail-flags", os.Getenv("BENCH_KUBEMAIL_FLAGS"), "extra `kubemail server` flags, space-separated")
 	servers := flag.String("servers", envString("BENCH_SERVERS", "kubemail,postfix"), "comma-separated servers to measure: kubemail, postfix")
 	flag.Parse()
 	for _, s := range strings.Split(*servers, ",") {
@@ -126,6 +129,7 @@ func parseFlags() (options, error) {
 			return o, fmt.Errorf("unknown server %q", s)
 		}
 	}
+	o.kubemailFlags = strings.Fields(*extra)
 	for _, f := range strings.Split(sessions, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
@@ -227,6 +231,15 @@ func countFiles(dir string) int {
 			return n
 		}
 	}
+}
+
+// deliveryContext bounds the wait for the Maildir: the run's limit, or a few seconds when
+// smtp-source failed and not every message can arrive.
+func deliveryContext(ctx context.Context, sendErr error) (context.Context, context.CancelFunc) {
+	if sendErr == nil {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, 5*time.Second)
 }
 
 // waitDelivered polls dir until it holds want files or ctx ends; it returns the time from start.

@@ -107,7 +107,9 @@ func runPostfix(o options, sessions int) (r result) {
 	start := time.Now()
 	r.sent, r.err = smtpSource(ctx, o, sessions, pf.addr)
 	var derr error
-	r.delivered, r.count, derr = waitDelivered(ctx, newDir, o.messages, start)
+	waitCtx, cancelWait := deliveryContext(ctx, r.err)
+	r.delivered, r.count, derr = waitDelivered(waitCtx, newDir, o.messages, start)
+	cancelWait()
 	if r.err == nil {
 		r.err = derr
 	}
