@@ -18,7 +18,8 @@
 // Maildir, Postfix into its queue file, and virtual(8) fsyncs the Maildir file before renaming).
 //
 // Every run is bounded by -timeout; a run that times out is reported as such and the bench goes
-// on. BENCH_MESSAGES, BENCH_SESSIONS, BENCH_TIMEOUT and BENCH_SERVERS (kubemail,postfix) override the defaults.
+// on. BENCH_MESSAGES, BENCH_SESSIONS, BENCH_TIMEOUT, BENCH_SERVERS (kubemail,postfix),
+// BENCH_REUSE=1 and BENCH_KUBEMAIL_FLAGS override the defaults.
 package main
 
 import (
