@@ -14,8 +14,11 @@
 // VmRSS of its one process; Postfix: the largest sum of PSS over its processes; both sampled
 // every 200 ms while smtp-source runs), kubemail's lifetime peak RSS (VmHWM, which includes
 // start-up work such as hashing the passwords of the manifests), CPU time per message (Postfix:
-// all its daemons, collected as they are reaped), and the ratio of kubemail to Postfix. Both sides fsync a message before they answer 250 (kubemail into the
-// Maildir, Postfix into its queue file, and virtual(8) fsyncs the Maildir file before renaming).
+// all its daemons, collected as they are reaped), and the ratio of kubemail to Postfix.
+//
+// Durability is alike (checked with strace): both fsync a message before they answer 250,
+// kubemail in the Maildir (file, then the new/ directory), Postfix in its queue file (cleanup(8));
+// virtual(8) later fsyncs the Maildir file before moving it into new/, but not the directory.
 //
 // Every run is bounded by -timeout; a run that times out is reported as such and the bench goes
 // on. BENCH_MESSAGES, BENCH_SESSIONS, BENCH_TIMEOUT, BENCH_SERVERS (kubemail,postfix),
