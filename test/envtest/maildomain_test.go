@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -39,19 +40,19 @@ func TestSamplesBecomeAMailServer(t *testing.T) {
 		t.Errorf("container security context %+v: want a read-only root and no privilege escalation", sc)
 	}
 
-	var client, headless corev1.Service
+	var clientSvc, headless corev1.Service
 	eventually(t, "Services exist", func() error {
-		if err := get(ns, "example-test", &client); err != nil {
+		if err := get(ns, "example-test", &clientSvc); err != nil {
 			return err
 		}
 		return get(ns, "example-test-headless", &headless)
 	})
 	var ports []int32
-	for _, p := range client.Spec.Ports {
+	for _, p := range clientSvc.Spec.Ports {
 		ports = append(ports, p.Port)
 	}
-	if !slices.Equal(ports, []int32{25, 587, 465, 143, 993}) || client.Spec.ClusterIP == "" || client.Spec.ClusterIP == corev1.ClusterIPNone {
-		t.Errorf("client Service ports %v clusterIP %q: want 25 587 465 143 993 on a cluster IP", ports, client.Spec.ClusterIP)
+	if !slices.Equal(ports, []int32{25, 587, 465, 143, 993}) || clientSvc.Spec.ClusterIP == "" || clientSvc.Spec.ClusterIP == corev1.ClusterIPNone {
+		t.Errorf("client Service ports %v clusterIP %q: want 25 587 465 143 993 on a cluster IP", ports, clientSvc.Spec.ClusterIP)
 	}
 	if headless.Spec.ClusterIP != corev1.ClusterIPNone || sts.Spec.ServiceName != headless.Name {
 		t.Errorf("headless Service clusterIP %q, StatefulSet serviceName %q", headless.Spec.ClusterIP, sts.Spec.ServiceName)
@@ -144,6 +145,18 @@ func TestSamplesBecomeAMailServer(t *testing.T) {
 			return err
 		}
 		return condition(md.Status.Conditions, md.Generation, v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonAvailable)
+	})
+	eventually(t, "an Event tells `kubectl describe` the domain is available", func() error {
+		var events eventsv1.EventList
+		if err := k8s.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range events.Items {
+			if e.Regarding.Kind == "MailDomain" && e.Regarding.Name == "example-test" && e.Reason == controllers.ReasonAvailable && e.Type == corev1.EventTypeNormal {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Available Event among %d", len(events.Items))
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -79,6 +80,23 @@ func TestChart(t *testing.T) {
 	typo := exec.Command(helm, "template", release, filepath.Join(root, "charts", "kubemail"), "--set", "imag.tag=1")
 	if out, err := typo.CombinedOutput(); err == nil || !strings.Contains(string(out), "imag") {
 		t.Errorf("helm template with a misspelt value: err = %v, output:\n%s", err, out)
+	}
+
+	// The chart's CRDs are config/crd/bases, as `make manifests` copies them.
+	bases, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
+	must(t, err)
+	for _, base := range bases {
+		rendered, err := exec.Command(helm, "template", release, filepath.Join(root, "charts", "kubemail"),
+			"--show-only", "templates/crds/"+filepath.Base(base), "--set", "crds.keep=false").Output()
+		must(t, err)
+		want, err := os.ReadFile(base)
+		must(t, err)
+		var got, wantObj map[string]any
+		must(t, yaml.Unmarshal(rendered, &got))
+		must(t, yaml.Unmarshal(want, &wantObj))
+		if !equality.Semantic.DeepEqual(got, wantObj) {
+			t.Errorf("the chart's %s differs from %s: run make manifests", filepath.Base(base), base)
+		}
 	}
 
 	out := run("install", release, filepath.Join(root, "charts", "kubemail"), "--namespace", namespace, "--create-namespace",
