@@ -7,6 +7,8 @@
 // whose address is in the domain, the RelayPolicies that select it and the referenced Secrets.
 // MailboxReconciler only reports: a Mailbox is Ready when its password is in its domain's
 // Secret, and otherwise says why not (no such domain, no such Secret or key, a conflict).
+// RelayPolicyReconciler likewise reports which MailDomains' config a RelayPolicy is in and what
+// it lacks (a domain it names, its smarthost credentials).
 //
 // Children are written with server-side apply as field manager "kubemail-operator", and only
 // when the object in the cache differs from the rendered one in a field we set: a steady state

@@ -23,5 +23,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts kmbuilder.Options) error 
 	if err := domains.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&MailboxReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)
+	if err := (&MailboxReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&RelayPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(ctx, mgr)
 }

@@ -138,6 +138,22 @@ func TestRelayPolicyReachesTheDomainsItSelects(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "apps"},
 		Spec:       v1alpha1.RelayPolicySpec{Domains: []string{"one.test", "two.test"}, TrustedNetworks: []string{"10.1.0.0/16"}},
 	}))
+	policyReady(t, ns, "apps", metav1.ConditionTrue, controllers.ReasonApplied)
+
+	// A policy naming a domain nobody serves, and one whose smarthost credentials are missing.
+	must(t, k8s.Create(ctx, &v1alpha1.RelayPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nowhere"},
+		Spec: v1alpha1.RelayPolicySpec{Domains: []string{"one.test", "nowhere.test"}}}))
+	policyReady(t, ns, "nowhere", metav1.ConditionFalse, controllers.ReasonDomainNotFound)
+	must(t, k8s.Create(ctx, &v1alpha1.RelayPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "relay"},
+		Spec: v1alpha1.RelayPolicySpec{Smarthost: &v1alpha1.Smarthost{Host: "smtp.provider.example",
+			CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "relay-login"}}}}))
+	policyReady(t, ns, "relay", metav1.ConditionFalse, controllers.ReasonSecretNotFound)
+	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "relay-login"},
+		StringData: map[string]string{"username": "u", "password": "p"}}))
+	policyReady(t, ns, "relay", metav1.ConditionTrue, controllers.ReasonApplied)
+	must(t, k8s.Delete(ctx, &v1alpha1.RelayPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "relay"}}))
+	must(t, k8s.Delete(ctx, &v1alpha1.RelayPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nowhere"}}))
+
 	for _, d := range []string{"one", "two", "three"} {
 		eventually(t, "RelayPolicy in the config of "+d, func() error {
 			dir, err := serverDirectory(t, ns, d)
@@ -195,4 +211,16 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// policyReady waits for the RelayPolicy's Ready condition to have status and reason.
+func policyReady(t *testing.T, ns, name string, status metav1.ConditionStatus, reason string) {
+	t.Helper()
+	rp := &v1alpha1.RelayPolicy{}
+	eventually(t, fmt.Sprintf("RelayPolicy %s Ready=%s/%s", name, status, reason), func() error {
+		if err := get(ns, name, rp); err != nil {
+			return err
+		}
+		return condition(rp.Status.Conditions, rp.Generation, v1alpha1.ConditionReady, status, reason)
+	})
 }
