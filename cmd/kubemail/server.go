@@ -33,6 +33,7 @@ func runServer(args []string) int {
 	fs.StringVar(&o.HealthAddr, "health-addr", "", "HTTP listen address for /healthz and /readyz; empty turns it off")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate chain file (default: a self-signed certificate kept in the data dir)")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "HOST:PORT of the DNS server for outbound MX, A and AAAA lookups (default: the system resolver)")
 	logFormat := fs.String("log-format", "text", `log format: "text" or "json"`)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

@@ -7,6 +7,7 @@ package config
 
 import (
 	"strings"
+	"time"
 )
 
 // DefaultMaxMessageSize is the size limit of a domain that sets none: 25 MiB.
@@ -47,9 +48,32 @@ type Mailbox struct {
 
 // RelayPolicy is a resolved RelayPolicy object; the outbound queue acts on it.
 type RelayPolicy struct {
-	Name            string   `json:"name"`
-	Domains         []string `json:"domains,omitempty"`
-	TrustedNetworks []string `json:"trustedNetworks,omitempty"`
+	Name string `json:"name"`
+	// Domains are the sender domains it applies to; empty means all.
+	Domains []string `json:"domains,omitempty"`
+	// TrustedNetworks are CIDRs whose clients may relay without AUTH.
+	TrustedNetworks []string   `json:"trustedNetworks,omitempty"`
+	Smarthost       *Smarthost `json:"smarthost,omitempty"`
+	Retry           Retry      `json:"retry,omitempty"`
+	// MessagesPerMinutePerSender bounds submissions per authenticated sender; 0 is no limit.
+	MessagesPerMinutePerSender int `json:"messagesPerMinutePerSender,omitempty"`
+}
+
+// Smarthost is a relay for outbound mail, with its credentials resolved from their Secret.
+type Smarthost struct {
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	TLS      string `json:"tls"` // "starttls", "tls" or "none"
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+}
+
+// Retry is a delivery schedule; a zero field takes the queue's default.
+type Retry struct {
+	InitialInterval   time.Duration `json:"initialInterval,omitempty"`
+	MaxInterval       time.Duration `json:"maxInterval,omitempty"`
+	Lifetime          time.Duration `json:"lifetime,omitempty"`
+	DelayWarningAfter time.Duration `json:"delayWarningAfter,omitempty"`
 }
 
 // SplitAddress splits "local@domain" at its last '@' and lower-cases both halves.

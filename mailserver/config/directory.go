@@ -1,6 +1,9 @@
 package config
 
-import "strings"
+import (
+	"net/netip"
+	"strings"
+)
 
 // Directory answers the mail server's questions about a Config: is this domain ours, which
 // mailbox does this address reach. It is built once per config and never changes, so sessions
@@ -9,6 +12,7 @@ type Directory struct {
 	cfg       *Config
 	domains   map[string]*Domain
 	addresses map[string]*Mailbox // primary addresses and aliases
+	trusted   []netip.Prefix      // every RelayPolicy's trustedNetworks
 }
 
 // NewDirectory indexes cfg. cfg must have come from Resolve and must not change afterwards.
@@ -20,6 +24,13 @@ func NewDirectory(cfg *Config) *Directory {
 	}
 	for i := range cfg.Domains {
 		d.domains[cfg.Domains[i].Name] = &cfg.Domains[i]
+	}
+	for _, p := range cfg.RelayPolicies {
+		for _, n := range p.TrustedNetworks {
+			if prefix, err := netip.ParsePrefix(n); err == nil {
+				d.trusted = append(d.trusted, prefix)
+			}
+		}
 	}
 	for i := range cfg.Mailboxes {
 		mb := &cfg.Mailboxes[i]
@@ -77,4 +88,16 @@ func (d *Directory) Lookup(addr string) *Mailbox {
 		return d.addresses[local[:plus]+"@"+domain]
 	}
 	return nil
+}
+
+// Trusted reports whether a client at ip may relay without authenticating: it is in the
+// trustedNetworks of some RelayPolicy.
+func (d *Directory) Trusted(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range d.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

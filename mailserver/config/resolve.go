@@ -6,8 +6,10 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
 )
@@ -232,6 +234,68 @@ func (r *resolver) relayPolicy(rp *v1alpha1.RelayPolicy) {
 			return
 		}
 		p.TrustedNetworks = append(p.TrustedNetworks, prefix.Masked().String())
+	}
+	if sh := rp.Spec.Smarthost; sh != nil {
+		h := &Smarthost{Host: sh.Host, Port: int(sh.Port), TLS: string(sh.TLS)}
+		if h.Port == 0 {
+			h.Port = 587
+		}
+		if h.TLS == "" {
+			h.TLS = string(v1alpha1.SmarthostSTARTTLS)
+		}
+		if h.Host == "" {
+			fail("spec.smarthost.host", "must not be empty")
+			return
+		}
+		if h.Port < 1 || h.Port > 65535 {
+			fail("spec.smarthost.port", "%d is not a port number", h.Port)
+			return
+		}
+		switch v1alpha1.SmarthostTLS(h.TLS) {
+		case v1alpha1.SmarthostSTARTTLS, v1alpha1.SmarthostTLSOnly, v1alpha1.SmarthostNoTLS:
+		default:
+			fail("spec.smarthost.tls", "%q is not one of starttls, tls, none", h.TLS)
+			return
+		}
+		if ref := sh.CredentialsSecretRef; ref != nil {
+			secret := r.secrets[qualified(rp.Namespace, ref.Name)]
+			if secret == nil {
+				fail("spec.smarthost.credentialsSecretRef.name", "Secret %q not found", qualified(rp.Namespace, ref.Name))
+				return
+			}
+			var ok1, ok2 bool
+			h.Username, ok1 = secretValue(secret, "username")
+			h.Password, ok2 = secretValue(secret, "password")
+			if !ok1 || !ok2 {
+				fail("spec.smarthost.credentialsSecretRef.name", "Secret %q needs the keys username and password", qualified(rp.Namespace, ref.Name))
+				return
+			}
+		}
+		p.Smarthost = h
+	}
+	if rt := rp.Spec.Retry; rt != nil {
+		for _, d := range []struct {
+			field string
+			in    *metav1.Duration
+			out   *time.Duration
+		}{
+			{"spec.retry.initialInterval", rt.InitialInterval, &p.Retry.InitialInterval},
+			{"spec.retry.maxInterval", rt.MaxInterval, &p.Retry.MaxInterval},
+			{"spec.retry.lifetime", rt.Lifetime, &p.Retry.Lifetime},
+			{"spec.retry.delayWarningAfter", rt.DelayWarningAfter, &p.Retry.DelayWarningAfter},
+		} {
+			if d.in == nil {
+				continue
+			}
+			if d.in.Duration <= 0 {
+				fail(d.field, "%s must be positive", d.in.Duration)
+				return
+			}
+			*d.out = d.in.Duration
+		}
+	}
+	if rl := rp.Spec.RateLimit; rl != nil {
+		p.MessagesPerMinutePerSender = int(rl.MessagesPerMinutePerSender)
 	}
 	r.cfg.RelayPolicies = append(r.cfg.RelayPolicies, p)
 }

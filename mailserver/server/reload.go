@@ -14,7 +14,7 @@ import (
 
 // watchManifests reloads the config when a manifest file changes, so a new Mailbox can log in
 // without a restart. A bad change is logged and the config in force stays.
-func watchManifests(ctx context.Context, opts Options, live *config.Live, hash config.PasswordHasher, log *slog.Logger) {
+func watchManifests(ctx context.Context, opts Options, apply func(*config.Config), hash config.PasswordHasher, log *slog.Logger) {
 	interval := opts.ReloadInterval
 	if interval == 0 {
 		interval = 2 * time.Second
@@ -38,7 +38,7 @@ func watchManifests(ctx context.Context, opts Options, live *config.Live, hash c
 			log.Error("Kept the previous config: the changed manifests do not load", "err", err)
 			continue
 		}
-		live.Store(config.NewDirectory(cfg))
+		apply(cfg)
 		log.Info("Reloaded config", "domains", len(cfg.Domains), "mailboxes", len(cfg.Mailboxes))
 	}
 }

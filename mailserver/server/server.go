@@ -20,7 +20,9 @@ import (
 
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/imap"
+	"github.com/kubemail/kubemail/mailserver/queue"
 	"github.com/kubemail/kubemail/mailserver/smtp"
 	"github.com/kubemail/kubemail/mailserver/store"
 	"github.com/kubemail/kubemail/mailserver/tlsutil"
@@ -37,6 +39,13 @@ type Options struct {
 	HealthAddr                                string // HTTP /healthz and /readyz
 
 	TLSCert, TLSKey string // PEM files; both empty means a self-signed certificate in DataDir/tls
+
+	// DNSResolver is the HOST:PORT of the DNS server for MX and address lookups of outbound
+	// mail; empty means the system resolver.
+	DNSResolver string
+	// OutboundMXPort is the port outbound mail is delivered to at MX hosts; 0 means 25. Only
+	// tests on loopback need another.
+	OutboundMXPort int
 
 	// ReloadInterval is how often the manifests are checked for changes; 0 means 2 s.
 	ReloadInterval time.Duration
@@ -82,7 +91,29 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	authn := auth.NewAuthenticator(live)
 
-	smtpOpts := smtp.Options{Hostname: opts.Hostname, Live: live, Store: st, Auth: authn, TLS: tlsConfig, Logger: log}
+	outbound := delivery.Options{Hostname: opts.Hostname, Live: live, Local: st, Routing: routing(cfg),
+		MXPort: opts.OutboundMXPort, Logger: log}
+	if opts.DNSResolver != "" {
+		outbound.Resolver = delivery.NewResolver(opts.DNSResolver)
+	}
+	client := delivery.New(outbound)
+	defer client.Close()
+	q, err := queue.Open(filepath.Join(opts.DataDir, "queue"), queue.Options{
+		Hostname: opts.Hostname, Retry: retryPolicy(cfg), Transport: client, Live: live, Local: st, Logger: log})
+	if err != nil {
+		return fmt.Errorf("opening the outbound queue: %w", err)
+	}
+	queueCtx, stopQueue := context.WithCancel(context.Background())
+	queueDone := make(chan struct{})
+	go func() { defer close(queueDone); q.Run(queueCtx) }()
+	defer func() { stopQueue(); <-queueDone }()
+	applyConfig := func(cfg *config.Config) {
+		live.Store(config.NewDirectory(cfg))
+		client.SetRouting(routing(cfg))
+		q.SetRetryPolicy(retryPolicy(cfg))
+	}
+
+	smtpOpts := smtp.Options{Hostname: opts.Hostname, Live: live, Store: st, Queue: q, Auth: authn, TLS: tlsConfig, Logger: log}
 	imapSrv := imap.NewServer(imap.Options{Store: st, Live: live, Auth: authn, TLS: tlsConfig, Logger: log})
 
 	ls := listeners{maxConns: opts.MaxConns, maxPerIP: opts.MaxConnsPerIP}
@@ -131,7 +162,7 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		}()
 	}
-	go watchManifests(ctx, opts, live, hasher, log)
+	go watchManifests(ctx, opts, applyConfig, hasher, log)
 
 	select {
 	case <-ctx.Done():

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"net"
 	"net/netip"
 	"strings"
 	"unicode/utf8"
@@ -125,4 +126,16 @@ func relayTrick(local string) string {
 		return "quoted local part with @"
 	}
 	return ""
+}
+
+// clientIP is the address of a connection's client, or the zero Addr.
+func clientIP(addr net.Addr) netip.Addr {
+	if addr == nil {
+		return netip.Addr{}
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }

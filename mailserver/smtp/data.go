@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"syscall"
 	"time"
 
@@ -35,7 +36,14 @@ func (s *session) deliver(r io.Reader) error {
 	if user != nil {
 		prefix, src = addMissingHeaders(prefix, body, s.b.opts.Hostname, time.Now())
 	}
-	_, err := s.b.opts.Store.Deliver(s.ctx, tx.mailboxes, prefix, src)
+	var err error
+	if len(tx.remote) > 0 {
+		// One sink for the whole message: the queue delivers the local recipients too.
+		rcpts := append(slices.Clone(tx.mailboxes), tx.remote...)
+		_, err = s.b.opts.Queue.Enqueue(s.ctx, tx.from, rcpts, prefix, src)
+	} else {
+		_, err = s.b.opts.Store.Deliver(s.ctx, tx.mailboxes, prefix, src)
+	}
 	if err == nil && body.err == nil {
 		s.logAccepted(tx, user, body.n)
 		return reply(250, gosmtp.EnhancedCode{2, 0, 0}, "OK: queued as "+tx.id)

@@ -23,8 +23,8 @@
 //	      submission: sender not the user's             553 5.7.1  (RFC 6409 8.1)
 //	RCPT  bad address syntax                            501 5.1.3
 //	      non-ASCII address without SMTPUTF8            553 5.6.7
-//	      domain not ours (MX)                          554 5.7.1  Relay access denied
-//	      domain not ours (submission)                  554 5.7.1  outbound not enabled yet
+//	      domain not ours, client may not relay         554 5.7.1  Relay access denied
+//	      domain not ours, no queue (Options.Queue nil) 554 5.7.1  outbound not enabled
 //	      relay trick in the local part                 554 5.7.1  (see below)
 //	      no mailbox, alias or plus-address             550 5.1.1
 //	      SIZE= over this domain's limit                552 5.3.4  (RFC 1870 6.1)
@@ -45,8 +45,12 @@
 //
 // # No open relay
 //
-// Mail for a domain we do not serve is refused on the MX (554 5.7.1) whoever sends it; the
-// submission ports refuse it too until the outbound queue exists (issue 3), so neither can relay.
+// Mail for a domain we do not serve is accepted only for the outbound queue (Options.Queue), and
+// only from an authenticated user (submission) or a client in a RelayPolicy's trustedNetworks
+// (either server, like Postfix's mynetworks); anyone else gets 554 5.7.1. Remote recipients keep
+// their local part as sent (re-quoted if it needs quotes); address literals are never relayed.
+// When a transaction has a remote recipient, the whole message goes to the queue, which also
+// delivers its local recipients: one sink, one durable copy before the 250.
 // The classic tricks are closed:
 //   - source routes "<@relay:user@ours>" are ignored as RFC 5321 4.1.1.3 and appendix C allow
 //     (go-smtp drops the route): the mail goes to user@ours, and only if that is a mailbox here;
@@ -75,9 +79,9 @@
 // # Submission
 //
 // AUTH PLAIN and LOGIN are checked by auth.Authenticator (failures slowed per client, 535 5.7.8).
-// The user may send as its primary address, an alias, or a plus-address of either. Until the
-// outbound queue exists, only local recipients are accepted: a remote recipient gets 554 5.7.1
-// "Outbound delivery is not enabled yet", a permanent reply so that user agents show the user at
+// The user may send as its primary address, an alias, or a plus-address of either. Remote
+// recipients go to the outbound queue; without one (Options.Queue nil) they get 554 5.7.1
+// "Outbound delivery is not enabled", a permanent reply so that user agents show the user at
 // once rather than retrying. A submitted message missing Date or Message-ID gets them
 // (RFC 6409 8.2, 8.3), looked for in the first 256 KiB of header.
 //

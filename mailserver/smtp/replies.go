@@ -22,7 +22,7 @@ var (
 	// RFC 5321 3.6.2 (no open relay) and RFC 3463 X.7.1 (delivery not authorized).
 	errRelayDenied = reply(554, gosmtp.EnhancedCode{5, 7, 1}, "Relay access denied")
 	// Submission only, until the outbound queue exists: see the package doc.
-	errNoOutbound = reply(554, gosmtp.EnhancedCode{5, 7, 1}, "Outbound delivery is not enabled yet: only local recipients are accepted")
+	errNoOutbound = reply(554, gosmtp.EnhancedCode{5, 7, 1}, "Outbound delivery is not enabled: only local recipients are accepted")
 	// RFC 5321 4.2.2 550 and RFC 3463 X.1.1: bad destination mailbox address.
 	errNoSuchUser = reply(550, gosmtp.EnhancedCode{5, 1, 1}, "No such user here")
 	// RFC 5321 4.5.3.1.10 and RFC 3463 X.5.3: too many recipients.

@@ -24,14 +24,23 @@ type Deliverer interface {
 	Deliver(ctx context.Context, mailboxes []string, prefix []byte, body io.Reader) (int64, error)
 }
 
+// Enqueuer takes a message for later delivery, durably before it returns an ID (the outbound
+// queue; *queue.Queue satisfies it). Local recipients given to it are delivered by it too.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, from string, rcpts []string, prefix []byte, body io.Reader) (string, error)
+}
+
 // Options configure an MX or submission server.
 type Options struct {
 	Hostname string       // the server's name in the greeting and in Received: headers
 	Live     *config.Live // domains and mailboxes; taken once per transaction, at MAIL
 	Store    Deliverer
-	Auth     *auth.Authenticator // submission only
-	TLS      *tls.Config         // STARTTLS; never nil in production
-	Logger   *slog.Logger
+	// Queue takes mail with remote recipients: from authenticated users on submission, and from
+	// clients in a RelayPolicy's trustedNetworks on either server. Nil refuses such mail.
+	Queue  Enqueuer
+	Auth   *auth.Authenticator // submission only
+	TLS    *tls.Config         // STARTTLS; never nil in production
+	Logger *slog.Logger
 }
 
 // Timeouts and limits of both servers. The returned *gosmtp.Server may be changed before Serve

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,7 @@ type transaction struct {
 	size      int64             // MAIL ... SIZE=, 0 if not given
 	rcpts     []string          // forward-paths accepted, as sent
 	mailboxes []string          // primary addresses reached, each once
+	remote    []string          // recipients in other domains, for the queue
 	sizeLimit int64             // smallest MaxMessageSize of the recipients' domains
 	rcptLimit int               // smallest MaxRecipients of the recipients' domains
 	user      *config.Mailbox   // the authenticated sender (submission), nil on the MX
@@ -146,10 +148,7 @@ func (s *session) checkRecipient(tx *transaction, to string) (reason string, err
 	}
 	dom := tx.dir.Domain(addr.domain)
 	if dom == nil {
-		if s.b.role == roleSubmission {
-			return "remote recipient: outbound delivery is not enabled", errNoOutbound
-		}
-		return "domain not served here", errRelayDenied
+		return s.checkRemoteRecipient(tx, addr)
 	}
 	if trick := relayTrick(addr.local); trick != "" {
 		return trick, errRelayDenied
@@ -178,6 +177,33 @@ func (s *session) checkRecipient(tx *transaction, to string) (reason string, err
 	if !slices.Contains(tx.mailboxes, mb.Address) {
 		// Aliases, plus-addresses and repeats of one mailbox get one copy.
 		tx.mailboxes = append(tx.mailboxes, mb.Address)
+	}
+	return "", nil
+}
+
+// checkRemoteRecipient accepts a recipient in another domain for the queue, only from an
+// authenticated user or a trusted network: anything else would make us an open relay.
+func (s *session) checkRemoteRecipient(tx *transaction, addr address) (reason string, err error) {
+	relayAllowed := s.b.opts.Queue != nil && (tx.user != nil || tx.dir.Trusted(clientIP(s.remote)))
+	switch {
+	case !relayAllowed && s.b.role == roleSubmission && s.b.opts.Queue == nil:
+		return "remote recipient: outbound delivery is not enabled", errNoOutbound
+	case !relayAllowed:
+		return "domain not served here", errRelayDenied
+	case strings.HasPrefix(addr.domain, "["):
+		return "address literal", errRelayDenied
+	}
+	rcptLimit := min(config.DefaultMaxRecipients, tx.rcptLimit)
+	if len(tx.rcpts) >= rcptLimit {
+		return "recipient limit reached", errTooManyRecipients
+	}
+	tx.rcptLimit = rcptLimit
+	tx.rcpts = append(tx.rcpts, addr.raw)
+	// The local part goes on as sent, quoted again if go-smtp unquoted it (RFC 5321 2.4: only
+	// the remote host may interpret it).
+	remote := quoteAddress(addr.raw[:strings.LastIndexByte(addr.raw, '@')] + "@" + addr.domain)
+	if !slices.Contains(tx.remote, remote) {
+		tx.remote = append(tx.remote, remote)
 	}
 	return "", nil
 }

@@ -90,7 +90,7 @@ func TestSubmissionSenderAndRecipients(t *testing.T) {
 	c.cmd("MAIL FROM:<sales@example.test>")
 	c.expect(250)
 	c.cmd("RCPT TO:<friend@elsewhere.test>")
-	c.expect(554, "5.7.1 Outbound delivery is not enabled yet")
+	c.expect(554, "5.7.1 Outbound delivery is not enabled")
 	c.cmd("RCPT TO:<nobody@example.test>")
 	c.expect(550, "5.1.1")
 	c.cmd("RCPT TO:<bob@example.test>")
