@@ -70,7 +70,13 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 		return nil, fmt.Errorf("reading Secret %s/%s: %w", ns, builder.SecretName(md), err)
 	}
 	used := map[string]string{}
-	_, err = config.Resolve(objs, r.hashes.hasher(builder.PasswordHashes(&current), used))
+	domainKey := ns + "/" + domain
+	_, err = config.Resolve(objs, r.hashes.hasher(domainKey, builder.PasswordHashes(&current), used))
+	keep := map[string]bool{}
+	for _, mb := range mailboxes.Items {
+		keep[mb.Namespace+"/"+mb.Name] = true
+	}
+	r.hashes.prune(domainKey, keep)
 	dc := &domainConfig{server: builder.ServerConfig{Domain: md, PasswordHashes: used}}
 	var objErrs config.Errors
 	if err != nil && !errors.As(err, &objErrs) {

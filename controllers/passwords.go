@@ -20,17 +20,19 @@ type passwordHashes struct {
 }
 
 type hashEntry struct {
-	sum  [32]byte // sha256 of key and password
-	hash string
+	sum    [32]byte // sha256 of key and password
+	hash   string
+	domain string // "namespace/domain" whose reconcile made the entry, for prune
 }
 
 func newPasswordHashes() *passwordHashes {
 	return &passwordHashes{cache: map[string]hashEntry{}}
 }
 
-// hasher returns the config.PasswordHasher for one reconcile. previous maps Mailbox names to the
-// hashes in the domain's Secret; used records the hash given to each Mailbox name.
-func (p *passwordHashes) hasher(previous map[string]string, used map[string]string) config.PasswordHasher {
+// hasher returns the config.PasswordHasher for one reconcile of domain ("namespace/domain").
+// previous maps Mailbox names to the hashes in the domain's Secret; used records the hash given
+// to each Mailbox name.
+func (p *passwordHashes) hasher(domain string, previous map[string]string, used map[string]string) config.PasswordHasher {
 	return func(key, password string) (string, error) {
 		name := nameOf(key)
 		if auth.IsHash(password) {
@@ -45,7 +47,7 @@ func (p *passwordHashes) hasher(previous map[string]string, used map[string]stri
 		e, ok := p.cache[key]
 		p.mu.Unlock()
 		if !ok || e.sum != sum {
-			e = hashEntry{sum: sum}
+			e = hashEntry{sum: sum, domain: domain}
 			if old, ok := previous[name]; ok && auth.Verify(old, password) {
 				e.hash = old
 			} else {
@@ -64,11 +66,16 @@ func (p *passwordHashes) hasher(previous map[string]string, used map[string]stri
 	}
 }
 
-// forget drops the cached hash of a deleted Mailbox.
-func (p *passwordHashes) forget(key string) {
+// prune drops the entries of domain ("namespace/domain") whose Mailbox is not in keep (by
+// "namespace/name"): deleted Mailboxes leave nothing behind in the operator's memory.
+func (p *passwordHashes) prune(domain string, keep map[string]bool) {
 	p.mu.Lock()
-	delete(p.cache, key)
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	for key, e := range p.cache {
+		if e.domain == domain && !keep[key] {
+			delete(p.cache, key)
+		}
+	}
 }
 
 // nameOf is the name in a "namespace/name" key.
