@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
@@ -56,17 +57,21 @@ func (s *session) Login(username, password string) error {
 	mb, err := s.srv.opts.Auth.Authenticate(ctx, s.remote, username, password)
 	if err != nil {
 		if errors.Is(err, auth.ErrInvalidCredentials) {
+			metrics.IMAPLogins.WithLabelValues(metrics.ResultFailed).Inc()
 			s.srv.log.Info("Rejected IMAP login", "remote", s.remote.String(), "username", username)
 			return imapserver.ErrAuthFailed
 		}
+		metrics.IMAPLogins.WithLabelValues(metrics.ResultError).Inc()
 		s.srv.log.Error("Failed to check IMAP login", "remote", s.remote.String(), "error", err)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Login is not possible now, try again later"}
 	}
 	acct, err := s.srv.opts.Store.Account(mb.Address)
 	if err != nil {
+		metrics.IMAPLogins.WithLabelValues(metrics.ResultError).Inc()
 		return s.internal("opening mailbox", err)
 	}
 	s.acct = acct
+	metrics.IMAPLogins.WithLabelValues(metrics.ResultOK).Inc()
 	s.srv.log.Info("Logged in over IMAP", "remote", s.remote.String(), "mailbox", mb.Address)
 	return nil
 }

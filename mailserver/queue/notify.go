@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kubemail/kubemail/mailserver/dsn"
+	"github.com/kubemail/kubemail/mailserver/metrics"
 )
 
 // needsNotice reports a notice is owed: a failed recipient not yet notified, or a delay.
@@ -116,6 +117,7 @@ func (q *Queue) sendNotice(ctx context.Context, rec *Record, idx []int, action d
 				return false
 			}
 			log.Info("Delivered a delivery status notice to the sender's mailbox", "mailbox", mb.Address)
+			countNotice(action)
 			return true
 		}
 	}
@@ -125,6 +127,7 @@ func (q *Queue) sendNotice(ctx context.Context, rec *Record, idx []int, action d
 		return false
 	}
 	log.Info("Queued a delivery status notice", "notice", id)
+	countNotice(action)
 	return true
 }
 
@@ -137,4 +140,12 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(b[i:])
+}
+
+func countNotice(action dsn.Action) {
+	if action == dsn.Delayed {
+		metrics.Notices.WithLabelValues(metrics.NoticeDelay).Inc()
+		return
+	}
+	metrics.Notices.WithLabelValues(metrics.NoticeBounce).Inc()
 }

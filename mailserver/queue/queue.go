@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
+	"github.com/kubemail/kubemail/mailserver/metrics"
 )
 
 // Transport delivers a message to its recipients; *delivery.Client is the real one.
@@ -148,6 +149,7 @@ func (q *Queue) Enqueue(ctx context.Context, from string, rcpts []string, prefix
 	q.add(rec)
 	q.mu.Unlock()
 	q.poke()
+	metrics.QueueEnqueued.Inc()
 	q.log.Info("Queued message", "id", id, "from", from, "rcpts", len(rcpts), "size", size)
 	return id, nil
 }

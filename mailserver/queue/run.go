@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kubemail/kubemail/mailserver/delivery"
+	"github.com/kubemail/kubemail/mailserver/metrics"
 )
 
 // Run delivers queued messages until ctx ends, then waits for the attempts under way (which
@@ -123,6 +124,7 @@ func (q *Queue) process(ctx context.Context, rec *Record) (keep bool) {
 		} else {
 			rec.Attempts++
 		}
+		countResults(results)
 		now := time.Now()
 		rec.LastAttempt = now
 		byAddr := make(map[string]delivery.Result, len(results))
@@ -152,6 +154,7 @@ func (q *Queue) process(ctx context.Context, rec *Record) (keep bool) {
 				rc.Reply = "Delivery time expired after " + p.Lifetime.String() + "; last: " + lastDiagnostic(rc)
 				rc.Code, rc.Status = 0, "5.4.7" // RFC 3463: delivery time expired
 				rc.At = now
+				metrics.QueueExpired.Inc()
 			}
 		}
 	}

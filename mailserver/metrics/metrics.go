@@ -1,0 +1,169 @@
+// Package metrics holds the mail server's Prometheus metrics, served on the health listener at
+// /metrics (Handler).
+//
+// # Design
+//
+// The counters are package variables, so any package of the server (smtp, imap, queue) counts
+// with one call and no plumbing. They are registered in no global registry: NewRegistry makes a
+// dedicated registry per server holding them, the Go and process collectors, and the collectors
+// of that server's own objects (the queue's gauges, computed at scrape time). Tests build their
+// own registry, or read a counter directly with client_golang's testutil.ToFloat64; counters
+// are process-wide, so a test compares a value before and after what it does.
+//
+// Label values come from small fixed sets (server role, result, SMTP reply code), never from
+// addresses or client input, so the number of series is bounded.
+//
+// # Metrics
+//
+//	kubemail_smtp_messages_accepted_total{server,destination}  250 after DATA; destination
+//	                                                            "local" (mailboxes) or "queue"
+//	kubemail_smtp_rejections_total{server,stage,code,status}   refused commands: stage "sender"
+//	                                                            (MAIL), "recipient" (RCPT) or
+//	                                                            "message" (DATA); the reply's
+//	                                                            code and enhanced status
+//	kubemail_smtp_auth_total{server,result}                    AUTH on submission: ok, failed
+//	                                                            (bad credentials), error
+//	kubemail_imap_logins_total{result}                         IMAP LOGIN/AUTHENTICATE: same
+//	kubemail_queue_enqueued_total                              messages put in the queue
+//	kubemail_queue_delivery_attempts_total{result}             one per recipient per attempt:
+//	                                                            delivered, deferred (4xx,
+//	                                                            network), failed (5xx)
+//	kubemail_queue_expired_total                               recipients failed at the end of
+//	                                                            the queue lifetime (5.4.7)
+//	kubemail_queue_notices_total{type}                         notices sent to senders: bounce
+//	                                                            (Action: failed) or delay
+//	kubemail_queue_messages                                    messages in the queue now
+//	kubemail_queue_messages_in_flight                          of those, being delivered now
+//	kubemail_queue_recipients_pending                          recipients still to be delivered
+//	kubemail_queue_oldest_message_age_seconds                  age of the oldest; 0 when empty
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	gosmtp "github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "kubemail"
+
+// SMTP counters; the smtp package counts through SMTPAccepted and SMTPRejected.
+var (
+	SMTPMessagesAccepted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "smtp", Name: "messages_accepted_total",
+		Help: "Messages accepted with 250 after DATA/BDAT, by server role and destination (local mailboxes or the outbound queue).",
+	}, []string{"server", "destination"})
+	SMTPRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "smtp", Name: "rejections_total",
+		Help: "SMTP commands refused, by server role, stage (sender, recipient, message) and reply code and enhanced status.",
+	}, []string{"server", "stage", "code", "status"})
+	SMTPAuth = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "smtp", Name: "auth_total",
+		Help: "SMTP AUTH attempts on submission, by result (ok, failed, error).",
+	}, []string{"server", "result"})
+)
+
+// IMAPLogins counts IMAP logins by result: ok, failed (bad credentials), error (could not check).
+var IMAPLogins = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Namespace: namespace, Subsystem: "imap", Name: "logins_total",
+	Help: "IMAP LOGIN and AUTHENTICATE attempts, by result (ok, failed, error).",
+}, []string{"result"})
+
+// Outbound queue counters; the queue's gauges come from its own collector (QueueCollector).
+var (
+	QueueEnqueued = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "queue", Name: "enqueued_total",
+		Help: "Messages put in the outbound queue (notices to remote senders included).",
+	})
+	DeliveryAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "queue", Name: "delivery_attempts_total",
+		Help: "Delivery attempts per recipient, by result: delivered, deferred (temporary failure, retried) or failed (permanent).",
+	}, []string{"result"})
+	QueueExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "queue", Name: "expired_total",
+		Help: "Recipients that failed because the queue lifetime ended (5.4.7).",
+	})
+	Notices = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "queue", Name: "notices_total",
+		Help: "Delivery status notices sent to senders, by type: bounce (failed) or delay.",
+	}, []string{"type"})
+)
+
+// Label values.
+const (
+	ResultOK        = "ok"
+	ResultFailed    = "failed"
+	ResultError     = "error"
+	ResultDelivered = "delivered"
+	ResultDeferred  = "deferred"
+	NoticeBounce    = "bounce"
+	NoticeDelay     = "delay"
+)
+
+var all = []prometheus.Collector{SMTPMessagesAccepted, SMTPRejections, SMTPAuth, IMAPLogins,
+	QueueEnqueued, DeliveryAttempts, QueueExpired, Notices}
+
+func init() {
+	// Series with known labels exist from the start at 0, so rate() and alerts see them.
+	for _, server := range []string{"mx", "submission"} {
+		for _, dest := range []string{"local", "queue"} {
+			SMTPMessagesAccepted.WithLabelValues(server, dest)
+		}
+	}
+	for _, r := range []string{ResultOK, ResultFailed, ResultError} {
+		SMTPAuth.WithLabelValues("submission", r)
+		IMAPLogins.WithLabelValues(r)
+	}
+	for _, r := range []string{ResultDelivered, ResultDeferred, ResultFailed} {
+		DeliveryAttempts.WithLabelValues(r)
+	}
+	Notices.WithLabelValues(NoticeBounce)
+	Notices.WithLabelValues(NoticeDelay)
+}
+
+// NewRegistry returns a registry of its own (never prometheus.DefaultRegisterer) with every
+// counter of this package, the Go runtime and process collectors, and extra: the collectors of
+// one server's objects, such as (*queue.Queue).Collector().
+func NewRegistry(extra ...prometheus.Collector) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(all...)
+	reg.MustRegister(extra...)
+	return reg
+}
+
+// Handler serves reg in the Prometheus text format (for GET /metrics).
+func Handler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorHandling: promhttp.ContinueOnError})
+}
+
+// SMTPAccepted counts one message accepted by server ("mx" or "submission"); queued says it
+// went into the outbound queue rather than straight into mailboxes.
+func SMTPAccepted(server string, queued bool) {
+	dest := "local"
+	if queued {
+		dest = "queue"
+	}
+	SMTPMessagesAccepted.WithLabelValues(server, dest).Inc()
+}
+
+// SMTPRejected counts one refused command on server. stage is "sender", "recipient" or
+// "message"; the smtp package's log messages "Rejected sender" etc. are taken as they are. The
+// code and status labels come from err when it is a *gosmtp.SMTPError, else they are empty.
+func SMTPRejected(server, stage string, err error) {
+	stage = strings.ToLower(strings.TrimPrefix(stage, "Rejected "))
+	code, status := "", ""
+	var serr *gosmtp.SMTPError
+	if errors.As(err, &serr) {
+		code = fmt.Sprint(serr.Code)
+		if serr.EnhancedCode != gosmtp.EnhancedCodeNotSet && serr.EnhancedCode != gosmtp.NoEnhancedCode {
+			status = fmt.Sprintf("%d.%d.%d", serr.EnhancedCode[0], serr.EnhancedCode[1], serr.EnhancedCode[2])
+		}
+	}
+	SMTPRejections.WithLabelValues(server, stage, code, status).Inc()
+}
