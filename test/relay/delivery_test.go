@@ -1,0 +1,117 @@
+package relay
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// alice@a.test submits to bob@b.test at server A; A finds B by its MX record and delivers over
+// port 25; bob reads it over IMAP on B. A recipient B refuses with 550 comes back to alice as a
+// DSN in her INBOX.
+func TestSubmissionReachesOtherServer(t *testing.T) {
+	w := newWorld(t)
+	a := w.server(2, "a.test", "", alice)
+	b := w.server(3, "b.test", "", bob)
+
+	if err := submit(a, alice, "a.test", "bob@b.test", "Across servers", "Hello Bob"); err != nil {
+		t.Fatal(err)
+	}
+	msgs := waitInbox(t, b, bob, "b.test", 1, 30*time.Second)
+	need(t, "bob's copy", msgs[0], "Subject: Across servers", "Hello Bob", "Message-ID:", "Date:", "by mx.a.test", "by mx.b.test")
+	waitQueueEmpty(t, a, 10*time.Second)
+
+	if err := submit(a, alice, "a.test", "nobody@b.test", "To nobody", "Is anyone there?"); err != nil {
+		t.Fatal(err)
+	}
+	dsn := waitInbox(t, a, alice, "a.test", 1, 30*time.Second)[0]
+	need(t, "alice's bounce", dsn, "multipart/report", "report-type=delivery-status", "Final-Recipient: rfc822; nobody@b.test",
+		"Action: failed", "Status: 5.1.1", "Remote-MTA: dns;", "Subject: To nobody")
+	if !strings.Contains(dsn, "Return-Path: <>") && !strings.Contains(dsn, "MAILER-DAEMON") {
+		t.Errorf("the bounce does not come from the null sender or MAILER-DAEMON:\n%s", dsn)
+	}
+	waitQueueEmpty(t, a, 10*time.Second)
+	if msgs, err := inbox(b, bob, "b.test"); err != nil || len(msgs) != 1 {
+		t.Errorf("bob has %d messages (%v), want still 1", len(msgs), err)
+	}
+}
+
+// queueRecord is the part of a queue metadata record the tests read (mailserver/queue doc).
+type queueRecord struct {
+	Attempts int `json:"attempts"`
+	Rcpts    []struct {
+		Addr  string `json:"addr"`
+		State string `json:"state"`
+		Code  int    `json:"code"`
+	} `json:"rcpts"`
+}
+
+// While B is down the message waits in A's queue and is retried; once B is back it arrives,
+// exactly once.
+func TestQueuedWhileServerDown(t *testing.T) {
+	w := newWorld(t)
+	a := w.server(2, "a.test", "{retry: {initialInterval: 1s, maxInterval: 2s}}", alice)
+	b := w.server(3, "b.test", "", bob)
+	if err := b.Stop(); err != nil {
+		t.Fatalf("stopping B: %v", err)
+	}
+
+	if err := submit(a, alice, "a.test", "bob@b.test", "While you were down", "Hello again"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the message is queued and tried twice", func() error {
+		ids := a.QueueIDs()
+		if len(ids) != 1 {
+			return fmt.Errorf("queue holds %v", ids)
+		}
+		raw, err := a.QueueRecord(ids[0])
+		if err != nil {
+			return err
+		}
+		var rec queueRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return fmt.Errorf("%w: %s", err, raw)
+		}
+		if rec.Attempts < 2 || len(rec.Rcpts) != 1 || rec.Rcpts[0].State != "pending" {
+			return fmt.Errorf("record %s", raw)
+		}
+		return nil
+	})
+
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := waitInbox(t, b, bob, "b.test", 1, 30*time.Second)
+	need(t, "bob's copy", msgs[0], "Subject: While you were down")
+	waitQueueEmpty(t, a, 10*time.Second)
+	// Nothing is left to send it again: the count is final.
+	if msgs, err := inbox(b, bob, "b.test"); err != nil || len(msgs) != 1 {
+		t.Errorf("bob has %d messages (%v), want exactly 1", len(msgs), err)
+	}
+	if n := len(maildirFiles(a.Maildir("alice@a.test"))); n != 0 {
+		t.Errorf("alice got %d notices for a message that was delivered", n)
+	}
+}
+
+// A message still undeliverable when its lifetime (RelayPolicy retry.lifetime) ends bounces
+// with status 5.4.7.
+func TestLifetimeExpiryBounces(t *testing.T) {
+	w := newWorld(t)
+	a := w.server(2, "a.test", "{retry: {initialInterval: 1s, maxInterval: 2s, lifetime: 5s}}", alice)
+	// b.test's MX has an address where nothing listens.
+	w.dns.SetMX("b.test", "mx.b.test", a.IP[:strings.LastIndexByte(a.IP, '.')]+".3")
+
+	start := time.Now()
+	if err := submit(a, alice, "a.test", "bob@b.test", "Into the void", "Anyone?"); err != nil {
+		t.Fatal(err)
+	}
+	dsn := waitInbox(t, a, alice, "a.test", 1, 30*time.Second)[0]
+	if took := time.Since(start); took < 5*time.Second {
+		t.Errorf("bounced after %v, before the 5s lifetime", took)
+	}
+	need(t, "alice's bounce", dsn, "multipart/report", "Final-Recipient: rfc822; bob@b.test", "Action: failed",
+		"Status: 5.4.7", "Subject: Into the void")
+	waitQueueEmpty(t, a, 10*time.Second)
+}

@@ -1,0 +1,90 @@
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Sink is Postfix's smtp-sink on addr: it accepts every message and throws it away, printing a
+// running count ("msg=N", -c) that Count reads.
+type Sink struct {
+	Addr string
+
+	mu     sync.Mutex
+	out    bytes.Buffer
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// Write collects smtp-sink's output.
+func (s *Sink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.Write(p)
+}
+
+// StartSink runs `smtp-sink -u nobody -c addr 1000` and waits until addr accepts connections.
+func StartSink(addr string) (*Sink, error) {
+	s := &Sink{Addr: addr, exited: make(chan struct{})}
+	s.cmd = exec.Command("/usr/sbin/smtp-sink", "-u", "nobody", "-c", addr, "1000")
+	s.cmd.Stdout, s.cmd.Stderr = s, s
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting smtp-sink: %w", err)
+	}
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return s, nil
+		}
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("smtp-sink exited: %s", s.output())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, fmt.Errorf("smtp-sink did not listen on %s within 10s: %s", addr, s.output())
+		}
+	}
+}
+
+func (s *Sink) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.String()
+}
+
+var sinkCountRE = regexp.MustCompile(`msg=(\d+)`)
+
+// Count is how many messages smtp-sink has received (its last printed counter). Note that the
+// probe connection of StartSink counts as a session, not as a message.
+func (s *Sink) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.out.Bytes()
+	// The counter is rewritten after '\r'; read the last one.
+	i := bytes.LastIndex(b, []byte("msg="))
+	if i < 0 {
+		return 0
+	}
+	m := sinkCountRE.FindSubmatch(b[i:])
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// Stop kills smtp-sink and waits for it.
+func (s *Sink) Stop() {
+	s.cmd.Process.Kill()
+	<-s.exited
+}

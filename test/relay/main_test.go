@@ -1,0 +1,92 @@
+// Package relay tests kubemail's outbound half from the outside, with real programs only: the
+// `kubemail server` binary run as two or more servers for a.test, b.test, … each on port 25 (and
+// 587, 465, 143, 993) of its own loopback address (127.x.y.2, .3, …: all of 127.0.0.0/8 is
+// loopback on Linux), a DNS server (miekg/dns) on 127.x.y.53 answering the MX and A records of
+// the test domains (each server gets --dns-resolver), Python's smtplib and imaplib as the users'
+// clients, go-smtp's client for loads, and Debian's Postfix as smarthost and as remote MX.
+//
+// The tests bind port 25 and run Postfix, so they need root; as a non-root user, or without
+// python3 or Postfix, they skip on a developer machine and fail under CI=true (`make test-deps`
+// installs Postfix).
+//
+// The binary under test is $KUBEMAIL_BIN (a relative path is taken from the repository root);
+// without it the tests build ./cmd/kubemail into a temporary directory. RELAY_KEEP=1 keeps
+// Postfix's temp dirs for a look afterwards.
+package relay
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+var kubemailBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	_, file, _, _ := runtime.Caller(0)
+	repoRoot := filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	kubemailBin = os.Getenv("KUBEMAIL_BIN")
+	if kubemailBin == "" {
+		dir, err := os.MkdirTemp("", "kubemail-relay-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		kubemailBin = filepath.Join(dir, "kubemail")
+		build := exec.Command("go", "build", "-o", kubemailBin, "./cmd/kubemail")
+		build.Dir = repoRoot
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "relay: building kubemail failed: %v\n", err)
+			return 1
+		}
+	}
+	if !filepath.IsAbs(kubemailBin) {
+		kubemailBin = filepath.Join(repoRoot, kubemailBin)
+	}
+	if _, err := os.Stat(kubemailBin); err != nil {
+		fmt.Fprintf(os.Stderr, "relay: binary under test: %v\n", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// requireRoot skips (fails under CI) unless the test runs as root: binding port 25 and running
+// Postfix need it.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("the relay tests bind port 25 and run Postfix: run them as root")
+	}
+	t.Skip("not root: the relay tests bind port 25 and run Postfix")
+}
+
+// requireTool returns the path of a program, skipping (failing under CI) when it is missing.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed; `make test-deps` installs it", name)
+	}
+	t.Skipf("%s is not installed; run `make test-deps`", name)
+	return ""
+}
