@@ -33,6 +33,8 @@ func runServer(args []string) int {
 	fs.StringVar(&o.HealthAddr, "health-addr", "", "HTTP listen address for /healthz and /readyz; empty turns it off")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate chain file (default: a self-signed certificate kept in the data dir)")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.IntVar(&o.MaxConns, "max-conns", 2000, "open connections each listener takes; past it clients are told to retry later")
+	fs.IntVar(&o.MaxConnsPerIP, "max-conns-per-ip", 50, "open connections each listener takes from one client address (loopback clients are exempt)")
 	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "HOST:PORT of the DNS server for outbound MX, A and AAAA lookups (default: the system resolver)")
 	logFormat := fs.String("log-format", "text", `log format: "text" or "json"`)
 	if err := fs.Parse(args); err != nil {

@@ -34,6 +34,10 @@ type Domain struct {
 	MaxMessageSize int64 `json:"maxMessageSize"`
 	// MaxRecipients is the recipient limit of one transaction sent to this domain.
 	MaxRecipients int `json:"maxRecipients"`
+	// IgnoreDMARCReject accepts inbound mail that fails DMARC for a From: domain publishing
+	// p=reject, recording the failure in the Authentication-Results header only. The zero value
+	// (the default) enforces the policy: such mail is refused with 550 5.7.1 (RFC 7489 6.6.4).
+	IgnoreDMARCReject bool `json:"ignoreDMARCReject,omitempty"`
 }
 
 // Mailbox is one mailbox.

@@ -118,10 +118,16 @@ func stripComments(doc []byte) []byte {
 }
 
 func decodeObject(where string, js []byte, objs *Objects, src Sources) error {
-	var tm metav1.TypeMeta
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(js, &tm); err != nil {
-		return fmt.Errorf("%s: %w", where, err)
+	var head struct {
+		metav1.TypeMeta
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
 	}
+	// Lenient first look, so every later error can name the object.
+	_ = kjson.UnmarshalCaseSensitivePreserveInts(js, &head)
+	tm := head.TypeMeta
 	if tm.Kind == "List" && tm.APIVersion == "v1" {
 		var list struct {
 			Items []jsonRaw `json:"items"`
@@ -157,15 +163,16 @@ func decodeObject(where string, js []byte, objs *Objects, src Sources) error {
 	case tm.Kind == "" || tm.APIVersion == "":
 		return fmt.Errorf("%s: apiVersion and kind are required", where)
 	default:
-		return fmt.Errorf("%s: kind %q of apiVersion %q is not one kubemail reads (MailDomain, Mailbox, RelayPolicy of %s; Secret of v1)",
-			where, tm.Kind, tm.APIVersion, v1alpha1.GroupVersion)
+		return fmt.Errorf("%s: %s %q: kind %q of apiVersion %q is not one kubemail reads (MailDomain, Mailbox, RelayPolicy of %s; Secret of v1)",
+			where, tm.Kind, qualified(head.Metadata.Namespace, head.Metadata.Name), tm.Kind, tm.APIVersion, v1alpha1.GroupVersion)
 	}
+	object := fmt.Sprintf("%s %q", tm.Kind, qualified(head.Metadata.Namespace, head.Metadata.Name))
 	strict, err := kjson.UnmarshalStrict(js, target, kjson.DisallowUnknownFields)
 	if err != nil {
-		return fmt.Errorf("%s: %s: %w", where, tm.Kind, err)
+		return fmt.Errorf("%s: %s: %w", where, object, err)
 	}
 	if len(strict) > 0 {
-		return fmt.Errorf("%s: %s %q: %w", where, tm.Kind, meta.Name, errors.Join(strict...))
+		return fmt.Errorf("%s: %s: %w", where, object, errors.Join(strict...))
 	}
 	if meta.Name == "" {
 		return fmt.Errorf("%s: %s: metadata.name is required", where, tm.Kind)

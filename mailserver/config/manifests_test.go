@@ -95,11 +95,11 @@ func TestLoadManifestsErrors(t *testing.T) {
 		want       []string
 	}{
 		{"unknown kind", domain + "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
-			[]string{"bad.yaml (document 2)", `kind "ConfigMap"`}},
+			[]string{"bad.yaml (document 2)", `ConfigMap "default/c"`, `kind "ConfigMap"`}},
 		{"unknown field", domain + mailbox("{address: a@example.test, "+ref+", quota: 1Gi}") + secret,
-			[]string{"bad.yaml (document 2)", `Mailbox "m"`, `unknown field "spec.quota"`}},
+			[]string{"bad.yaml (document 2)", `Mailbox "default/m"`, `unknown field "spec.quota"`}},
 		{"wrong type", domain + mailbox("{address: a@example.test, aliases: b@example.test, "+ref+"}") + secret,
-			[]string{"bad.yaml (document 2)", "spec.aliases", "[]string"}},
+			[]string{"bad.yaml (document 2)", `Mailbox "default/m"`, "spec.aliases", "[]string"}},
 		{"mailbox outside every domain", domain + mailbox("{address: a@other.test, "+ref+"}") + secret,
 			[]string{"bad.yaml (document 2)", `Mailbox "default/m"`, "spec.address", `"other.test"`, "not served"}},
 		{"missing secret", domain + mailbox("{address: a@example.test, passwordSecretRef: {name: nope, key: password}}"),

@@ -17,7 +17,9 @@ const (
 )
 
 // limitListener refuses connections past its limits with busyReply and closes them, so a
-// well-behaved client knows to come back later instead of timing out.
+// well-behaved client knows to come back later instead of timing out. Loopback clients (a
+// webmail or a local script on the same host or pod) count only against the total, as Postfix
+// exempts $mynetworks from its per-client limit.
 type limitListener struct {
 	net.Listener
 	maxConns, maxPerIP int
@@ -49,7 +51,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 func (l *limitListener) acquire(ip netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.total >= l.maxConns || l.perIP[ip] >= l.maxPerIP {
+	if l.total >= l.maxConns || !ip.IsLoopback() && l.perIP[ip] >= l.maxPerIP {
 		return false
 	}
 	l.total++

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,10 +229,11 @@ func TestHealthEndpoint(t *testing.T) {
 	}
 }
 
-// A client past the per-address connection limit is told to come back later; once one of its
-// connections closes, it is served again.
+// A client past the connection limit is told to come back later; once one of its connections
+// closes, it is served again. (The test client is on loopback, which only the total limit
+// binds; TestPerAddressLimit checks the per-address one.)
 func TestConnectionLimit(t *testing.T) {
-	srv := startServer(t, copySamples(t), func(o *Options) { o.MaxConnsPerIP = 2 })
+	srv := startServer(t, copySamples(t), func(o *Options) { o.MaxConns = 2 })
 	greeting := func(c net.Conn) string {
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 256)
@@ -287,4 +289,27 @@ func TestConnectionLimit(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestPerAddressLimit(t *testing.T) {
+	l := newLimitListener(nil, 10, 2, "")
+	remote, local := netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("127.0.0.1")
+	if !l.acquire(remote) || !l.acquire(remote) || l.acquire(remote) {
+		t.Error("a remote client gets exactly 2 connections")
+	}
+	if !l.acquire(netip.MustParseAddr("192.0.2.8")) {
+		t.Error("another client is not held up by the first")
+	}
+	for i := range 7 {
+		if !l.acquire(local) {
+			t.Fatalf("loopback connection %d refused below the total limit", i)
+		}
+	}
+	if l.acquire(local) {
+		t.Error("the total limit binds loopback too")
+	}
+	l.release(remote)
+	if !l.acquire(remote) {
+		t.Error("a released slot is free again")
+	}
 }
