@@ -14,6 +14,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/metrics"
 )
 
 // submissionSession is a session on the submission ports (RFC 6409): the MX session plus AUTH
@@ -40,6 +41,7 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 		return saslReplies{sasl.NewPlainServer(func(identity, username, password string) error {
 			// RFC 4616 2: we do not act for others, so an authorization identity must be the user.
 			if identity != "" && !strings.EqualFold(identity, username) {
+				metrics.SMTPAuth.WithLabelValues(s.b.role.String(), metrics.ResultFailed).Inc()
 				s.log.Info("Rejected login", "user", username, "reason", "authorization identity differs")
 				return gosmtp.ErrAuthFailed
 			}
@@ -55,20 +57,24 @@ func (s *submissionSession) authenticate(username, password string) error {
 	mb, err := s.b.opts.Auth.Authenticate(s.ctx, s.remote, username, password)
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials):
+		metrics.SMTPAuth.WithLabelValues(s.b.role.String(), metrics.ResultFailed).Inc()
 		s.log.Info("Rejected login", "user", username, "reason", "invalid credentials")
 		return gosmtp.ErrAuthFailed // 535 5.7.8
 	case err != nil:
+		metrics.SMTPAuth.WithLabelValues(s.b.role.String(), metrics.ResultError).Inc()
 		s.log.Warn("Failed checking login", "user", username, "err", err)
 		return errAuthTemporary
 	}
 	s.user = mb
+	metrics.SMTPAuth.WithLabelValues(s.b.role.String(), metrics.ResultOK).Inc()
 	s.log.Info("Authenticated user", "user", mb.Address)
 	return nil
 }
 
 // Mail requires AUTH (RFC 6409 4.1: 530 5.7.0) and a sender address that is the user's own
 // mailbox, one of its aliases or a plus-address of either (553 5.7.1, RFC 6409 8.1). The null
-// sender is refused: bounces come from the server, not from user agents.
+// sender is refused: bounces come from the server, not from user agents. Past the user's
+// sending rate limit it answers 450 4.7.1 (see ratelimit.go).
 func (s *submissionSession) Mail(from string, opts *gosmtp.MailOptions) error {
 	user := s.user
 	if user == nil {
@@ -80,6 +86,9 @@ func (s *submissionSession) Mail(from string, opts *gosmtp.MailOptions) error {
 		if from == "" || mb == nil || mb.Address != user.Address {
 			s.logRejected("Rejected sender", tx, from, "", errSenderNotOwned, "sender not owned by "+user.Address)
 			return errSenderNotOwned
+		}
+		if err := s.checkRate(tx, mb, from); err != nil {
+			return err
 		}
 		tx.user = mb
 		return nil
