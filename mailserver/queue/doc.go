@@ -68,8 +68,15 @@
 // none. A crash between a notice and the record update can send the notice twice; it never
 // loses one. Likewise a crash between a remote 250 and the record update delivers twice.
 //
+// # Metrics and administration
+//
+// Collector gives the gauges (messages, in flight, pending recipients, oldest message age) at
+// each scrape; attempts per recipient by result, expiries, enqueued messages and notices sent
+// are counted in the package variables of mailserver/metrics. `kubemail queue` lists, retries
+// and deletes through the running server's admin socket (package admin), which calls List,
+// RetryNow and Delete.
+//
 // # Not yet
 //
-// Prometheus metrics, the `kubemail queue` command (List, RetryNow and Delete are its API), and
-// group commit of directory fsyncs across concurrent Enqueues.
+// Group commit of directory fsyncs across concurrent Enqueues.
 package queue
