@@ -10,7 +10,11 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require github.com/miekg/dns v1.1.73 // indirect
+require (
+	blitiri.com.ar/go/spf v1.6.0 // indirect
+	github.com/emersion/go-msgauth v0.7.0 // indirect
+	github.com/miekg/dns v1.1.73 // indirect
+)
 
 require (
 	cel.dev/expr v0.25.1 // indirect

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,7 +95,9 @@ type Options struct {
 	// MaxMessagesPerConn is how many messages one connection carries; 0 means 100.
 	MaxMessagesPerConn int
 	Timeouts           Timeouts
-	Logger             *slog.Logger
+	// DKIM signs the mail sent over SMTP (not local deliveries); nil sends it as queued.
+	DKIM   Signer
+	Logger *slog.Logger
 }
 
 // Message is one queued message on its way to some of its recipients.
@@ -227,6 +230,10 @@ func (c *Client) Deliver(ctx context.Context, m *Message) []Result {
 		}
 		byDomain[domain] = append(byDomain[domain], i)
 	}
+	remote := m
+	if c.opts.DKIM != nil && slices.ContainsFunc(order, func(d string) bool { return !c.isLocal(d) }) {
+		remote = c.signed(ctx, m)
+	}
 	var wg sync.WaitGroup
 	for _, domain := range order {
 		idx := byDomain[domain]
@@ -235,7 +242,11 @@ func (c *Client) Deliver(ctx context.Context, m *Message) []Result {
 			rcpts[j] = m.Rcpts[i]
 		}
 		wg.Go(func() {
-			for j, r := range c.deliverDomain(ctx, m, domain, rcpts) {
+			msg := remote
+			if c.isLocal(domain) {
+				msg = m
+			}
+			for j, r := range c.deliverDomain(ctx, msg, domain, rcpts) {
 				results[idx[j]] = r
 			}
 		})
@@ -250,7 +261,7 @@ func (c *Client) Deliver(ctx context.Context, m *Message) []Result {
 
 // deliverDomain delivers to the recipients of one domain along its route.
 func (c *Client) deliverDomain(ctx context.Context, m *Message, domain string, rcpts []string) []Result {
-	if c.opts.Live != nil && c.opts.Live.Load().Domain(domain) != nil {
+	if c.isLocal(domain) {
 		return c.deliverLocal(ctx, m, rcpts)
 	}
 	rt := c.routing.Load()
@@ -280,6 +291,11 @@ func (c *Client) deliverDomain(ctx context.Context, m *Message, domain string, r
 		return fill(rcpts, *res)
 	}
 	return c.deliverHosts(ctx, m, rcpts, hosts, c.opts.MXPort, dialPlan{tls: opportunistic, mx: true})
+}
+
+// isLocal reports whether domain is one of ours.
+func (c *Client) isLocal(domain string) bool {
+	return c.opts.Live != nil && c.opts.Live.Load().Domain(domain) != nil
 }
 
 // smarthostFor returns the smarthost for mail from sender, or nil.

@@ -37,11 +37,27 @@ func (s *session) deliver(r io.Reader) error {
 		prefix, src = addMissingHeaders(prefix, body, s.b.opts.Hostname, time.Now())
 	}
 	var err error
-	if len(tx.remote) > 0 {
+	if tx.spf != nil {
+		// The checks need the whole message before the reply: it is spooled, verified, and
+		// delivered from the spool behind the Authentication-Results field (RFC 8601 5: above
+		// the other trace fields).
+		defer tx.spf.Cancel()
+		var sp *spool
+		var results []byte
+		sp, results, err = s.authenticate(tx, body)
+		defer sp.close()
+		if err == errDMARCReject {
+			return err
+		}
+		prefix, src = append(results, prefix...), sp.reader()
+	}
+	switch {
+	case err != nil:
+	case len(tx.remote) > 0:
 		// One sink for the whole message: the queue delivers the local recipients too.
 		rcpts := append(slices.Clone(tx.mailboxes), tx.remote...)
 		_, err = s.b.opts.Queue.Enqueue(s.ctx, tx.from, rcpts, prefix, src)
-	} else {
+	default:
 		_, err = s.b.opts.Store.Deliver(s.ctx, tx.mailboxes, prefix, src)
 	}
 	if err == nil && body.err == nil {
@@ -73,6 +89,9 @@ func (s *session) deliver(r io.Reader) error {
 func (s *session) logAccepted(tx *transaction, user *config.Mailbox, size int64) {
 	attrs := []any{"id", tx.id, "from", tx.from, "rcpts", tx.rcpts, "mailboxes", tx.mailboxes,
 		"size", size, "duration", time.Since(tx.start).Round(time.Microsecond), "tls", s.tls != nil}
+	if tx.authResults != "" {
+		attrs = append(attrs, "auth", tx.authResults)
+	}
 	if user != nil {
 		attrs = append(attrs, "user", user.Address)
 	}

@@ -44,6 +44,10 @@ var (
 	// and the connection is closed, as Postfix's smtpd_hard_error_limit does.
 	errTooManyErrors = reply(421, gosmtp.EnhancedCode{4, 7, 0}, "Too many errors, closing connection")
 
+	// RFC 7489 6.6.4 and 10.3: a DMARC p=reject failure is refused during the SMTP
+	// transaction, RFC 3463 X.7.1 (delivery not authorized, message refused).
+	errDMARCReject = reply(550, gosmtp.EnhancedCode{5, 7, 1}, "Message refused: it fails the DMARC policy (p=reject) of its From: domain")
+
 	// Submission (RFC 6409, RFC 4954).
 	errAuthRequired   = reply(530, gosmtp.EnhancedCode{5, 7, 0}, "Authentication required")
 	errSenderNotOwned = reply(553, gosmtp.EnhancedCode{5, 7, 1},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/msgauth"
 )
 
 // Deliverer puts one message into the INBOX of each mailbox, all or nothing, durably before it
@@ -41,6 +42,13 @@ type Options struct {
 	Auth   *auth.Authenticator // submission only
 	TLS    *tls.Config         // STARTTLS; never nil in production
 	Logger *slog.Logger
+	// Verifier checks SPF, DKIM and DMARC of the mail the MX takes from clients outside the
+	// trusted networks, adds an Authentication-Results header, and refuses a DMARC p=reject
+	// failure (see the package doc). Nil: no checks, and the body is streamed as before.
+	Verifier *msgauth.Verifier
+	// SpoolDir holds the part past 1 MiB of a message being checked, in an unlinked file;
+	// "" means os.TempDir().
+	SpoolDir string
 }
 
 // Timeouts and limits of both servers. The returned *gosmtp.Server may be changed before Serve

@@ -15,6 +15,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/msgauth"
 )
 
 // session is one SMTP session on the MX, and the common part of a submission session.
@@ -55,6 +56,10 @@ type transaction struct {
 	sizeLimit int64             // smallest MaxMessageSize of the recipients' domains
 	rcptLimit int               // smallest MaxRecipients of the recipients' domains
 	user      *config.Mailbox   // the authenticated sender (submission), nil on the MX
+	// spf is the SPF check started at MAIL when the message is to be verified (MX, clients
+	// outside the trusted networks, Options.Verifier set); nil otherwise.
+	spf         *msgauth.SPFCheck
+	authResults string // summary of the checks, for the log
 }
 
 var (
@@ -65,7 +70,7 @@ var (
 // Mail opens a transaction (RFC 5321 4.1.1.2). On the MX any syntactically valid sender is
 // accepted, the null sender <> included (RFC 5321 4.5.5: bounces must get through).
 func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
-	_, err := s.openTransaction(from, opts, nil)
+	_, err := s.openTransaction(from, opts, s.startChecks)
 	return err
 }
 
@@ -218,6 +223,9 @@ func domainSizeLimit(dom *config.Domain) int64 {
 // Reset ends the transaction (RSET, a new EHLO, the end of DATA).
 func (s *session) Reset() {
 	s.mu.Lock()
+	if s.tx != nil && s.tx.spf != nil {
+		s.tx.spf.Cancel()
+	}
 	s.tx = nil
 	s.mu.Unlock()
 }

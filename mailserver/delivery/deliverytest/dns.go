@@ -1,5 +1,5 @@
 // Package deliverytest runs the remote side of outbound delivery for tests, with real parts: a
-// DNS server (github.com/miekg/dns) answering MX and A records on loopback, and real kubemail
+// DNS server (github.com/miekg/dns) answering MX, A and TXT records on loopback, and real kubemail
 // MX and submission servers (mailserver/smtp over mailserver/store) on 127.0.0.x addresses.
 package deliverytest
 
@@ -22,6 +22,7 @@ type DNS struct {
 	mu       sync.Mutex
 	mx       map[string][]*net.MX
 	a        map[string][]netip.Addr
+	txt      map[string][]string
 	servfail map[string]bool
 	queries  map[string]int // "MX b.test." -> count
 }
@@ -29,7 +30,7 @@ type DNS struct {
 // StartDNS serves until the test ends.
 func StartDNS(t testing.TB) *DNS {
 	t.Helper()
-	d := &DNS{mx: map[string][]*net.MX{}, a: map[string][]netip.Addr{}, servfail: map[string]bool{}, queries: map[string]int{}}
+	d := &DNS{mx: map[string][]*net.MX{}, a: map[string][]netip.Addr{}, txt: map[string][]string{}, servfail: map[string]bool{}, queries: map[string]int{}}
 	// UDP and TCP on the same port; the TCP port may be taken (by any client's ephemeral port).
 	var pc net.PacketConn
 	var ln net.Listener
@@ -79,6 +80,19 @@ func (d *DNS) SetA(host string, addrs ...string) {
 	d.a[dns.Fqdn(host)] = ips
 }
 
+// SetTXT sets the TXT records of name, one per value (SPF, DKIM and DMARC records); a value
+// over 255 octets is served as several strings of one record, as DNS requires. No values
+// removes them.
+func (d *DNS) SetTXT(name string, values ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(values) == 0 {
+		delete(d.txt, dns.Fqdn(strings.ToLower(name)))
+		return
+	}
+	d.txt[dns.Fqdn(strings.ToLower(name))] = values
+}
+
 // SetServfail makes every query for name fail with SERVFAIL (or stop failing).
 func (d *DNS) SetServfail(name string, on bool) {
 	d.mu.Lock()
@@ -109,7 +123,8 @@ func (d *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 		_, hasMX := d.mx[name]
 		_, hasA := d.a[name]
-		if !hasMX && !hasA {
+		_, hasTXT := d.txt[name]
+		if !hasMX && !hasA && !hasTXT {
 			m.Rcode = dns.RcodeNameError
 			continue
 		}
@@ -128,6 +143,16 @@ func (d *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 					h.Rrtype = dns.TypeA
 					m.Answer = append(m.Answer, &dns.A{Hdr: h, A: ip.AsSlice()})
 				}
+			}
+		case dns.TypeTXT:
+			for _, v := range d.txt[name] {
+				h := hdr
+				h.Rrtype = dns.TypeTXT
+				var strs []string
+				for len(v) > 255 {
+					strs, v = append(strs, v[:255]), v[255:]
+				}
+				m.Answer = append(m.Answer, &dns.TXT{Hdr: h, Txt: append(strs, v)})
 			}
 		}
 		// Other types: NOERROR with no answer (NODATA).

@@ -39,6 +39,7 @@ type Server struct {
 	logs       *syncBuffer
 	// Timeouts shorter than the production ones, so a stuck test fails fast.
 	ReadTimeout time.Duration
+	options     func(*smtp.Options) // changes to the server's options, from StartMXWith
 
 	mu      sync.Mutex
 	srv     *gosmtp.Server
@@ -69,6 +70,12 @@ func StartMX(t testing.TB, hostname, ip string, port int, cfg *config.Config) *S
 	return start(t, hostname, ip, port, cfg, false, false)
 }
 
+// StartMXWith starts a kubemail MX as StartMX does, with changes to its smtp.Options (for
+// example a msgauth.Verifier).
+func StartMXWith(t testing.TB, hostname, ip string, port int, cfg *config.Config, options func(*smtp.Options)) *Server {
+	return startWith(t, hostname, ip, port, cfg, false, false, options)
+}
+
 // StartSubmission starts a kubemail submission server (STARTTLS, AUTH) instead.
 func StartSubmission(t testing.TB, hostname, ip string, port int, cfg *config.Config) *Server {
 	return start(t, hostname, ip, port, cfg, true, false)
@@ -81,7 +88,12 @@ func StartSubmissions(t testing.TB, hostname, ip string, port int, cfg *config.C
 
 func start(t testing.TB, hostname, ip string, port int, cfg *config.Config, submission, implicit bool) *Server {
 	t.Helper()
-	s := &Server{t: t, Hostname: hostname, DataDir: t.TempDir(), submission: submission, implicit: implicit, logs: &syncBuffer{}, ReadTimeout: 10 * time.Second}
+	return startWith(t, hostname, ip, port, cfg, submission, implicit, nil)
+}
+
+func startWith(t testing.TB, hostname, ip string, port int, cfg *config.Config, submission, implicit bool, options func(*smtp.Options)) *Server {
+	t.Helper()
+	s := &Server{t: t, Hostname: hostname, DataDir: t.TempDir(), submission: submission, implicit: implicit, logs: &syncBuffer{}, ReadTimeout: 10 * time.Second, options: options}
 	certPEM, keyPEM, err := tlsutil.Generate(hostname, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +134,9 @@ func (s *Server) Start() {
 	authn := auth.NewAuthenticator(s.Live)
 	authn.FailureDelay, authn.MaxFailureDelay = time.Millisecond, time.Millisecond
 	o := smtp.Options{Hostname: s.Hostname, Live: s.Live, Store: s.Store, Auth: authn, TLS: s.serverTLS, Logger: logger}
+	if s.options != nil {
+		s.options(&o)
+	}
 	srv := smtp.NewMX(o)
 	if s.submission {
 		srv = smtp.NewSubmission(o)

@@ -1,0 +1,121 @@
+package smtp
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/kubemail/kubemail/mailserver/config"
+)
+
+// startChecks begins the sender checks of an MX transaction at MAIL: SPF runs while the client
+// sends its recipients and data. Clients in a trusted network are our own (in-cluster
+// applications) and are not checked, as Postfix's mynetworks are not.
+func (s *session) startChecks(tx *transaction) error {
+	v := s.b.opts.Verifier
+	if v == nil {
+		return nil
+	}
+	ip := clientIP(s.remote)
+	if !ip.IsValid() || tx.dir.Trusted(ip) {
+		return nil
+	}
+	tx.spf = v.StartSPF(s.ctx, ip, tx.helo, tx.from)
+	return nil
+}
+
+// authenticate receives the whole message into a spool, then verifies it (the SPF check
+// started at MAIL, DKIM, DMARC). It returns the spool to deliver from and the
+// Authentication-Results field to prepend, or errDMARCReject when the message is refused. An
+// error reading the body leaves the reason in the bodyReader, as for a streamed delivery.
+func (s *session) authenticate(tx *transaction, body io.Reader) (*spool, []byte, error) {
+	sp, err := readSpool(body, s.b.opts.SpoolDir)
+	if err != nil {
+		return sp, nil, err
+	}
+	res, err := s.b.opts.Verifier.Verify(s.ctx, tx.spf, sp.reader())
+	if err != nil {
+		return sp, nil, fmt.Errorf("checking the message: %w", err)
+	}
+	var sum strings.Builder
+	fmt.Fprintf(&sum, "spf=%s", res.SPF.Result)
+	for _, d := range res.DKIM {
+		fmt.Fprintf(&sum, " dkim=%s(%s)", d.Value, d.Domain)
+	}
+	for _, d := range res.DMARC {
+		fmt.Fprintf(&sum, " dmarc=%s(%s)", d.Value, d.From)
+	}
+	tx.authResults = sum.String()
+	if res.Reject && dmarcRejectEnforced(tx) {
+		s.logRejected("Rejected message", tx, tx.from, "", errDMARCReject,
+			"DMARC policy reject of "+res.RejectDomain+": "+tx.authResults)
+		return sp, nil, errDMARCReject
+	}
+	return sp, res.Header, nil
+}
+
+// dmarcRejectEnforced reports whether every recipient domain enforces DMARC p=reject: the reply
+// is one for the whole transaction, and a domain that chose to accept such mail must get it.
+func dmarcRejectEnforced(tx *transaction) bool {
+	for _, mb := range tx.mailboxes {
+		_, domain, _ := config.SplitAddress(mb)
+		if d := tx.dir.Domain(domain); d != nil && d.IgnoreDMARCReject {
+			return false
+		}
+	}
+	return true
+}
+
+// spoolMemory is how much of a message being checked is held in memory; the rest goes to a file.
+const spoolMemory = 1 << 20
+
+// spool is a message received in full: its first MiB in memory, the rest in an unlinked
+// temporary file (nothing is left behind by a crash).
+type spool struct {
+	mem   []byte
+	f     *os.File
+	fsize int64
+}
+
+func readSpool(r io.Reader, dir string) (*spool, error) {
+	var b bytes.Buffer
+	_, err := io.CopyN(&b, r, spoolMemory)
+	sp := &spool{mem: b.Bytes()}
+	if err == io.EOF {
+		return sp, nil
+	}
+	if err != nil {
+		return sp, err
+	}
+	f, err := os.CreateTemp(dir, "kubemail-spool-*")
+	if errors.Is(err, fs.ErrNotExist) && dir != "" {
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			f, err = os.CreateTemp(dir, "kubemail-spool-*")
+		}
+	}
+	if err != nil {
+		return sp, fmt.Errorf("creating a spool file: %w", err)
+	}
+	os.Remove(f.Name())
+	sp.f = f
+	sp.fsize, err = io.Copy(f, r)
+	return sp, err
+}
+
+// reader reads the message from its start; each call gives a new reader.
+func (sp *spool) reader() io.Reader {
+	if sp.f == nil {
+		return bytes.NewReader(sp.mem)
+	}
+	return io.MultiReader(bytes.NewReader(sp.mem), io.NewSectionReader(sp.f, 0, sp.fsize))
+}
+
+func (sp *spool) close() {
+	if sp != nil && sp.f != nil {
+		sp.f.Close()
+	}
+}
