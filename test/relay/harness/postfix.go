@@ -29,6 +29,9 @@ type Postfix struct {
 	masterPID              int
 }
 
+// inet_interfaces is loopback-only: Postfix refuses an address no interface has, and only
+// 127.0.0.1 is configured on lo (the rest of 127.0.0.0/8 is routed there); master.cf binds
+// the service to Addr.
 const postfixMainCF = `# Throwaway Postfix for kubemail's relay tests and outbound bench.
 compatibility_level = 3.6
 queue_directory = {{spool}}
@@ -48,7 +51,7 @@ mydestination =
 relay_domains =
 alias_maps =
 alias_database =
-inet_interfaces = {{ip}}
+inet_interfaces = loopback-only
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
@@ -148,8 +151,9 @@ func (pf *Postfix) Start() error {
 		}
 	}
 	if out, err := exec.Command("/usr/sbin/postfix", "-c", pf.Etc, "start").CombinedOutput(); err != nil {
+		log := pf.Log()
 		pf.Stop()
-		return fmt.Errorf("postfix start: %w: %s", err, bytes.TrimSpace(out))
+		return fmt.Errorf("postfix start: %w: %s\nlog:\n%s", err, bytes.TrimSpace(out), log)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
