@@ -1,0 +1,96 @@
+// Package msgauth is message authentication for kubemail: DKIM keys and signing of outbound
+// mail, and the SPF, DKIM and DMARC checks of inbound mail with their Authentication-Results
+// header field. It is built on github.com/emersion/go-msgauth (DKIM, DMARC records,
+// Authentication-Results) and blitiri.com.ar/go/spf (SPF); every DNS query goes through the
+// *net.Resolver given (the server's --dns-resolver), as absolute names.
+//
+// # DKIM keys (Keys)
+//
+// One private key per domain, in <data>/dkim/<domain>.key: PEM, PKCS#8 ("PRIVATE KEY"; PKCS#1
+// "RSA PRIVATE KEY" is read too), mode 0600 in a 0700 directory. A missing key is made on first
+// use, or for all domains at once by Ensure (start-up and reload): RSA-2048 by default, which
+// every receiver verifies (RFC 8301), or Ed25519 (RFC 8463) when KeysOptions.Type says so. A
+// key is written to a temporary file, fsynced and hard-linked into place, so an existing key
+// file is never replaced, not even by a concurrent process; the directory is fsynced after.
+// Rotating a key is the administrator's: publish the new record under a new selector, then
+// replace the file and restart.
+//
+// DNSRecord gives the TXT record to publish: "<selector>._domainkey.<domain>." with
+// "v=DKIM1; k=rsa; p=<base64 SubjectPublicKeyInfo>" (RFC 6376 3.6.1), or k=ed25519 with the raw
+// 32-byte key. The selector is "kubemail" unless KeysOptions.Selector says otherwise. An RSA-2048
+// record is about 410 octets, more than one DNS character-string holds: TXTStrings splits it
+// into the strings of one record (RFC 6376 3.6.2.2).
+//
+// # Signing (Signer)
+//
+// A message is signed when the domain of its (first) From: address is one of ours, with that
+// domain's key: d=<From: domain>, s=<selector>, a=rsa-sha256 (or ed25519-sha256),
+// c=relaxed/relaxed, no l= (a body length would let others append to the message), t= the
+// signing time. h= lists, of From, To, Cc, Subject, Date, Message-ID, Reply-To, MIME-Version,
+// Content-Type, Content-Transfer-Encoding, In-Reply-To and References (RFC 6376 5.4.1), each
+// instance present, and From once more ("oversigned", RFC 6376 8.15) so that a second From:
+// added later breaks the signature. The envelope sender plays no part: DMARC aligns with From:.
+// Sign streams the message once and returns the DKIM-Signature field to prepend; where it is
+// called is the delivery package's choice (at send time, see there).
+//
+// # Verifying (Verifier)
+//
+// On the MX, for clients outside the trusted networks:
+//
+//   - SPF (RFC 7208) of the client IP for the MAIL FROM domain, or for the HELO name when the
+//     reverse-path is null (checked as postmaster@<helo>, RFC 7208 2.4). StartSPF runs it in the
+//     background from MAIL on, so the lookups overlap the rest of the transaction.
+//   - DKIM (RFC 6376 6): every DKIM-Signature field, at most 5, once the whole message is in.
+//   - DMARC (RFC 7489): for each distinct domain of the From: addresses (several From: fields
+//     or addresses are each evaluated, so an extra From: line hides nothing; a From: that
+//     net/mail cannot parse is read as the domain after its last '@'), the record at
+//     _dmarc.<domain>, else at _dmarc.<organizational domain> where sp= (when given) is the
+//     policy. The organizational domain comes from the public suffix list compiled into
+//     golang.org/x/net/publicsuffix ("mail.example.co.uk" -> "example.co.uk"; a name under no
+//     listed suffix, such as a.test, counts its last label as the suffix). DMARC passes when an
+//     SPF pass or a DKIM pass has a domain aligned with the From: domain: the same
+//     organizational domain (relaxed, the default) or the same domain (aspf=s, adkim=s). A
+//     record that cannot be found is dmarc=none; more than one v=DMARC1 record is none too (RFC
+//     7489 6.6.3).
+//
+// Results, as RFC 8601 names them:
+//
+//	spf     none neutral pass fail softfail temperror permerror   (RFC 7208 2.6)
+//	dkim    none (no signature) pass fail neutral temperror permerror (one per signature)
+//	dmarc   none pass fail temperror permerror                     (one per From: domain)
+//
+// A DNS failure (SERVFAIL, timeout) is temperror and never refuses mail. DMARC is temperror,
+// not fail, when no aligned pass was found but an aligned SPF or DKIM check failed on DNS:
+// with DNS working it might have passed. Result.Reject is set for a DMARC fail whose policy is
+// reject, for the share of mail pct= names (RFC 7489 6.6.4, sampled at random); the MX then
+// refuses the message with 550 5.7.1 unless a recipient domain has IgnoreDMARCReject (the smtp
+// package). p=quarantine is recorded only: there is no junk folder yet.
+//
+// The checks of one message are bounded by Verifier.Timeout (20 s) from MAIL (SPF) and from the
+// end of data (DKIM, DMARC); the DMARC record lookups run while the signatures are verified.
+//
+// # Authentication-Results
+//
+// One field, prepended above the Received: field of the receiving hop (RFC 8601 5: above the
+// other trace fields), with authserv-id = the server's hostname, one result per line:
+//
+//	Authentication-Results: mx.b.test;
+//		spf=pass smtp.mailfrom=alice@a.test;
+//		dkim=pass header.d=a.test header.i=@a.test;
+//		dmarc=pass reason="p=reject" header.from=a.test
+//
+// The smtp.helo property replaces smtp.mailfrom for the null sender. reason= carries the
+// policy for DMARC and a short cause for errors; DNS error details (which name our resolver) go
+// to the log only. Control characters in anything the client or DNS supplied are replaced by
+// spaces, so no value can end the field.
+//
+// # Known limits
+//
+//   - Authentication-Results fields already in the message, including ones claiming our
+//     authserv-id, are not removed (RFC 8601 5 says they SHOULD be): readers must trust only the
+//     topmost field, which is ours.
+//   - No ARC (RFC 8617), no DMARC reports (rua/ruf are ignored), no iprev.
+//   - DMARC pct= sampling is random per message; the RFC 7489 6.6.4 "next policy down" for the
+//     unsampled share is not applied (quarantine is recorded only anyway).
+//   - The public suffix list is the one compiled into golang.org/x/net at build time.
+package msgauth
