@@ -59,8 +59,28 @@
 // DATA initiation 2 min, each block of data written 3 min, the reply to the final dot 10 min.
 // All are in Timeouts, so tests can shorten them; the context cancels a delivery at once.
 //
+// # DKIM signing (Options.DKIM)
+//
+// Mail sent over SMTP (static routes, smarthosts, MX hosts) is DKIM-signed at send time, once
+// per delivery attempt, before the first connection: Deliver reads the queued message once
+// through the Signer (a msgauth.Signer signs when the From: domain is ours) and every
+// transaction of the attempt sends the DKIM-Signature field followed by the message as queued;
+// SIZE= counts the field. Local deliveries are not signed. Signing at send time rather than at
+// enqueue:
+//   - everything that leaves over SMTP is signed, whoever queued it: submission, trusted
+//     networks, and the queue's own notices (DSNs) whose From: is one of our domains;
+//   - the spool keeps the message exactly as received (the queue's on-disk format is unchanged)
+//     and enqueue, which the client waits on for its 250, does no RSA work;
+//   - a signature is fresh at each retry (t= is the send time), and a replaced key is used from
+//     the next attempt.
+//
+// The price is one extra read of the queued file and one signature (about 1 ms for RSA-2048) per
+// attempt rather than per message. A message that cannot be signed (its key cannot be read) is
+// sent unsigned, with an error in the log: delivery is not held up by a key problem, and a
+// receiver may still pass DMARC on SPF.
+//
 // # Not yet
 //
-// DKIM signing, MTA-STS/DANE, the DSN extension (RFC 3461) towards the remote server, and
+// MTA-STS/DANE, the DSN extension (RFC 3461) towards the remote server, and
 // conversion of 8-bit bodies for servers without 8BITMIME (they are sent as they are).
 package delivery

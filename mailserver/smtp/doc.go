@@ -35,6 +35,7 @@
 //	      a bare LF (LF not after CR)                   550 5.5.2  (RFC 5321 2.3.8)
 //	      a line over 2000 octets                       500 5.5.2, then go-smtp's 500 5.4.0 and close
 //	      no data for the idle timeout                  421 4.4.2, connection closed
+//	      DMARC fail, From: domain has p=reject         550 5.7.1  (MX with Options.Verifier; RFC 7489 6.6.4)
 //	      store failure                                 451 4.3.0, or 452 4.3.1 when the disk is full
 //	      accepted                                      250 2.0.0 OK: queued as <id>
 //
@@ -64,17 +65,33 @@
 //
 // # Delivery
 //
-// The message is streamed, never held whole in memory, into store.Deliver behind the prepended
-// Received: header (see receivedHeader); the store writes every recipient's copy with tmp, fsync,
-// rename, fsync(dir) and returns only when all are durable, and the 250 follows (RFC 5321 6.1).
-// Any error while the data arrives (size, bare LF, a long line, a lost connection, a timeout)
-// reaches the store as a read error, and the store then leaves no copy anywhere. Data keeps
+// Without sender checks (see Authenticity), the message is streamed, never held whole in
+// memory, into store.Deliver behind the prepended Received: header (see receivedHeader); the
+// store writes every recipient's copy with tmp, fsync, rename, fsync(dir) and returns only when
+// all are durable, and the 250 follows (RFC 5321 6.1). Any error while the data arrives (size,
+// bare LF, a long line, a lost connection, a timeout) reaches the store as a read error, and the
+// store then leaves no copy anywhere (with checks, the spool is abandoned before the store). Data keeps
 // moving the connection's read deadline while bytes arrive, so the read timeout (5 minutes, RFC
 // 5321 4.5.3.2.7) is an idle timeout and a large message is not cut off.
 //
 // Bare LF is refused rather than repaired: lines ending in LF alone are how SMTP smuggling hides
 // a second message, and no correct client sends them. go-smtp accepts bare LF at the end of
 // command lines; that is harmless there.
+//
+// # Authenticity (Options.Verifier)
+//
+// With a msgauth.Verifier, the MX checks the mail of every client outside the trusted networks
+// (those are our own applications, as Postfix's mynetworks): SPF starts in the background at
+// MAIL; at the end of data the whole message is needed before the reply, so it is received into
+// a spool (the first MiB in memory, the rest in an unlinked file in Options.SpoolDir) through
+// the same bodyReader (size limit, bare LF, idle timeout), then DKIM and DMARC are checked (see
+// package msgauth). A DMARC fail for a From: domain with p=reject is refused with 550 5.7.1 when
+// every recipient domain enforces it (config.Domain.IgnoreDMARCReject false, the default): the
+// reply is one for the whole transaction, and a domain that chose to accept such mail gets it.
+// Otherwise the message is delivered from the spool behind the Authentication-Results field
+// (above our Received:, RFC 8601 5). A DNS failure is temperror in that field, never a refusal.
+// The "Accepted message" log line gets an auth attribute summing up the results. Submission,
+// and clients in trusted networks, are not checked and keep the streamed path.
 //
 // # Submission
 //
