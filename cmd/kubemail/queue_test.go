@@ -139,7 +139,7 @@ func TestQueueCommand(t *testing.T) {
 	if code, out, _ := kubemailQueue("list", "--data-dir", dataDir); code != 0 || out != "The queue is empty.\n" {
 		t.Errorf("list after delete: exit %d: %q", code, out)
 	}
-	if code, _, errOut := kubemailQueue("delete", id, "--data-dir", dataDir); code != 1 || !strings.Contains(errOut, "no such message") {
+	if code, _, errOut := kubemailQueue("delete", id, "--data-dir", dataDir); code != 1 || !strings.Contains(errOut, "no message "+id+" in the queue") {
 		t.Errorf("delete again: exit %d: %q", code, errOut)
 	}
 }

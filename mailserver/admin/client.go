@@ -96,13 +96,10 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 			Error string `json:"error"`
 		}
 		_ = json.Unmarshal(body, &e)
-		if resp.StatusCode == http.StatusNotFound && path != "/v1/queue" {
-			return fmt.Errorf("%w (%s)", ErrNotFound, e.Error)
-		}
 		if e.Error == "" {
-			e.Error = resp.Status
+			e.Error = "admin endpoint: " + resp.Status
 		}
-		return fmt.Errorf("admin endpoint: %s", e.Error)
+		return &apiError{msg: e.Error, notFound: resp.StatusCode == http.StatusNotFound && path != "/v1/queue"}
 	}
 	if out == nil {
 		return nil
@@ -112,3 +109,12 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	}
 	return nil
 }
+
+// apiError is the server's {"error": …}; a 404 for a queue ID is ErrNotFound.
+type apiError struct {
+	msg      string
+	notFound bool
+}
+
+func (e *apiError) Error() string        { return e.msg }
+func (e *apiError) Is(target error) bool { return e.notFound && target == ErrNotFound }
