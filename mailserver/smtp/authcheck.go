@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/kubemail/kubemail/mailserver/config"
 )
@@ -33,7 +34,7 @@ func (s *session) startChecks(tx *transaction) error {
 // Authentication-Results field to prepend, or errDMARCReject when the message is refused. An
 // error reading the body leaves the reason in the bodyReader, as for a streamed delivery.
 func (s *session) authenticate(tx *transaction, body io.Reader) (*spool, []byte, error) {
-	sp, err := readSpool(body, s.b.opts.SpoolDir)
+	sp, err := readSpool(body, s.b.opts.SpoolDir, &s.b.spoolMem)
 	if err != nil {
 		return sp, nil, err
 	}
@@ -70,21 +71,34 @@ func dmarcRejectEnforced(tx *transaction) bool {
 	return true
 }
 
-// spoolMemory is how much of a message being checked is held in memory; the rest goes to a file.
-const spoolMemory = 1 << 20
+// spoolMemory is how much of a message being checked is held in memory, and spoolMemoryTotal
+// how much all the messages being checked at once may hold: past it a message is spooled to a
+// file from its first byte, so many slow clients cannot exhaust the memory.
+const (
+	spoolMemory      = 1 << 20
+	spoolMemoryTotal = 64 << 20
+)
 
 // spool is a message received in full: its first MiB in memory, the rest in an unlinked
 // temporary file (nothing is left behind by a crash).
 type spool struct {
-	mem   []byte
-	f     *os.File
-	fsize int64
+	mem      []byte
+	f        *os.File
+	fsize    int64
+	inUse    *atomic.Int64
+	reserved int64
 }
 
-func readSpool(r io.Reader, dir string) (*spool, error) {
+func readSpool(r io.Reader, dir string, inUse *atomic.Int64) (*spool, error) {
+	sp := &spool{inUse: inUse}
+	if inUse.Add(spoolMemory) <= spoolMemoryTotal {
+		sp.reserved = spoolMemory
+	} else {
+		inUse.Add(-spoolMemory)
+	}
 	var b bytes.Buffer
-	_, err := io.CopyN(&b, r, spoolMemory)
-	sp := &spool{mem: b.Bytes()}
+	_, err := io.CopyN(&b, r, sp.reserved)
+	sp.mem = b.Bytes()
 	if err == io.EOF {
 		return sp, nil
 	}
@@ -114,8 +128,14 @@ func (sp *spool) reader() io.Reader {
 	return io.MultiReader(bytes.NewReader(sp.mem), io.NewSectionReader(sp.f, 0, sp.fsize))
 }
 
+// close frees the spool (after the delivery that reads it).
 func (sp *spool) close() {
-	if sp != nil && sp.f != nil {
+	if sp == nil {
+		return
+	}
+	if sp.f != nil {
 		sp.f.Close()
 	}
+	sp.inUse.Add(-sp.reserved)
+	sp.reserved, sp.mem = 0, nil
 }

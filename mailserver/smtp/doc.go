@@ -83,9 +83,9 @@
 // With a msgauth.Verifier, the MX checks the mail of every client outside the trusted networks
 // (those are our own applications, as Postfix's mynetworks): SPF starts in the background at
 // MAIL; at the end of data the whole message is needed before the reply, so it is received into
-// a spool (the first MiB in memory, the rest in an unlinked file in Options.SpoolDir) through
-// the same bodyReader (size limit, bare LF, idle timeout), then DKIM and DMARC are checked (see
-// package msgauth). A DMARC fail for a From: domain with p=reject is refused with 550 5.7.1 when
+// a spool (the first MiB in memory, at most 64 MiB for all messages at once, the rest in an
+// unlinked file in Options.SpoolDir) through the same bodyReader (size limit, bare LF, idle
+// timeout), then DKIM and DMARC are checked (see package msgauth). A DMARC fail for a From: domain with p=reject is refused with 550 5.7.1 when
 // every recipient domain enforces it (config.Domain.IgnoreDMARCReject false, the default): the
 // reply is one for the whole transaction, and a domain that chose to accept such mail gets it.
 // Otherwise the message is delivered from the spool behind the Authentication-Results field

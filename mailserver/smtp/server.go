@@ -119,6 +119,8 @@ type backend struct {
 	opts Options
 	role role
 	log  *slog.Logger
+	// spoolMem is the memory held by the spools of messages being checked (see spool).
+	spoolMem atomic.Int64
 }
 
 // NewSession is called at the first EHLO/HELO of a connection, and again after STARTTLS.
