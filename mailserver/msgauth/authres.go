@@ -1,6 +1,7 @@
 package msgauth
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/emersion/go-msgauth/authres"
@@ -67,3 +68,54 @@ func clean(s string) string {
 }
 
 func isCtl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// RemoveOwnResults returns the message start head without the Authentication-Results fields
+// that carry our authserv-id: they came from outside and would forge our verdict (RFC 8601 5:
+// a border MTA deletes them). head must hold the whole header section (up to the blank line);
+// when it does not, it is returned unchanged. removed counts the fields taken out.
+func (v *Verifier) RemoveOwnResults(head []byte) (out []byte, removed int) {
+	type span struct{ start, end int }
+	var drop []span
+	cur := -1 // start of the Authentication-Results field being read, or -1
+	for i := 0; ; {
+		j := bytes.IndexByte(head[i:], '\n')
+		if j < 0 {
+			return head, 0 // the header does not end within head
+		}
+		j += i
+		line := head[i : j+1]
+		cont := len(line) > 0 && (line[0] == ' ' || line[0] == '\t')
+		if !cont && cur >= 0 {
+			if ownResults(string(head[cur:i]), v.Hostname) {
+				drop = append(drop, span{cur, i})
+			}
+			cur = -1
+		}
+		if string(line) == "\r\n" || string(line) == "\n" {
+			break
+		}
+		if !cont && len(line) > 23 && strings.EqualFold(string(line[:23]), "Authentication-Results:") {
+			cur = i
+		}
+		i = j + 1
+	}
+	if len(drop) == 0 {
+		return head, 0
+	}
+	out = make([]byte, 0, len(head))
+	prev := 0
+	for _, d := range drop {
+		out = append(out, head[prev:d.start]...)
+		prev = d.end
+	}
+	return append(out, head[prev:]...), len(drop)
+}
+
+// ownResults reports whether an Authentication-Results field names id as its authserv-id (the
+// first token of the value, RFC 8601 2.2; comments before it are not expected and not skipped).
+func ownResults(fieldText, id string) bool {
+	_, value, _ := strings.Cut(fieldText, ":")
+	value, _, _ = strings.Cut(value, ";")
+	fields := strings.Fields(value)
+	return len(fields) > 0 && strings.EqualFold(strings.TrimSuffix(fields[0], "."), strings.TrimSuffix(id, "."))
+}

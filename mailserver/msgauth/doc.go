@@ -84,11 +84,16 @@
 // to the log only. Control characters in anything the client or DNS supplied are replaced by
 // spaces, so no value can end the field.
 //
+// Authentication-Results fields already in an arriving message that carry our authserv-id
+// (compared without case) are forgeries, and RemoveOwnResults deletes them before delivery
+// (RFC 8601 5); those of other servers stay, below ours. The DKIM checks see the message as it
+// arrived.
+//
 // # Known limits
 //
-//   - Authentication-Results fields already in the message, including ones claiming our
-//     authserv-id, are not removed (RFC 8601 5 says they SHOULD be): readers must trust only the
-//     topmost field, which is ours.
+//   - Forged fields with our authserv-id are removed only when the header section lies within
+//     the first MiB the MX holds in memory (always, in practice; not when the 64 MiB budget of
+//     the smtp package sends a message to a file from its first byte). Ours is on top anyway.
 //   - No ARC (RFC 8617), no DMARC reports (rua/ruf are ignored), no iprev.
 //   - DMARC pct= sampling is random per message; the RFC 7489 6.6.4 "next policy down" for the
 //     unsampled share is not applied (quarantine is recorded only anyway).

@@ -278,3 +278,25 @@ func (w *world) signed(t *testing.T, msg string) string {
 	}
 	return string(sig) + msg
 }
+
+// Authentication-Results fields claiming our authserv-id are removed from arriving mail; other
+// servers' are kept, below ours.
+func TestForgedOwnResultsRemoved(t *testing.T) {
+	w := newWorld(t)
+	w.dns.SetTXT("lax.test", "v=spf1 ip4:127.0.0.0/8 -all")
+	msg := "Authentication-Results: MX.B.TEST;\r\n\tdkim=pass header.d=bank.test\r\n" +
+		"Authentication-Results: relay.lax.test; spf=pass smtp.mailfrom=x@lax.test\r\n" +
+		"Authentication-Results: mx.b.test; dmarc=pass header.from=bank.test\r\n" +
+		message("x@lax.test", "bob@b.test", "forged", "Hi.\r\n")
+	if err := w.sendRaw(t, "mail.lax.test", "x@lax.test", "bob@b.test", msg); err != nil {
+		t.Fatal(err)
+	}
+	stored := w.b.WaitInbox("bob@b.test", 1, 5*time.Second)[0]
+	wantContains(t, authResults(t, stored), "mx.b.test;", "spf=pass", "dmarc=none")
+	if n := strings.Count(stored, "Authentication-Results: "); n != 2 {
+		t.Errorf("%d Authentication-Results fields, want ours and relay.lax.test's:\n%s", n, stored)
+	}
+	if strings.Contains(stored, "bank.test") || !strings.Contains(stored, "Authentication-Results: relay.lax.test; spf=pass") {
+		t.Errorf("forged fields kept or foreign field lost:\n%s", stored)
+	}
+}

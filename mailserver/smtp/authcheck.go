@@ -56,6 +56,10 @@ func (s *session) authenticate(tx *transaction, body io.Reader) (*spool, []byte,
 			"DMARC policy reject of "+res.RejectDomain+": "+tx.authResults)
 		return sp, nil, errDMARCReject
 	}
+	if mem, n := s.b.opts.Verifier.RemoveOwnResults(sp.mem); n > 0 {
+		s.log.Info("Removed forged Authentication-Results fields", "id", tx.id, "count", n)
+		sp.mem = mem
+	}
 	return sp, res.Header, nil
 }
 
