@@ -41,6 +41,13 @@ func Scheme() (*runtime.Scheme, error) {
 // Main runs the operator until SIGINT or SIGTERM; args are the flags after `kubemail manager`.
 // It returns the process exit code.
 func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return MainContext(ctx, args)
+}
+
+// MainContext is Main until ctx ends: the tests run the operator exactly as the binary does.
+func MainContext(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("kubemail manager", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: kubemail manager [flags]\n\n"+
@@ -80,8 +87,6 @@ func Main(args []string) int {
 		logger.Warn("No default mail server image: MailDomains must set spec.image (set --image or KUBEMAIL_IMAGE)")
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if err := run(ctx, options{
 		metricsAddr: *metricsAddr, probeAddr: *probeAddr, leaderElect: *leaderElect,
 		leaderNamespace: *leaderNamespace, image: *image,

@@ -6,10 +6,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -26,16 +25,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers"
-	"github.com/kubemail/kubemail/controllers/builder"
 	"github.com/kubemail/kubemail/controllers/manager"
 )
 
@@ -133,24 +129,41 @@ func TestChart(t *testing.T) {
 		t.Errorf("operator container image %q args %q: want the chosen image, also for the mail servers", c.Image, c.Args)
 	}
 
-	// The operator as the chart deploys it: its ServiceAccount, its RBAC, its image default.
-	mgrCfg := rest.CopyConfig(cfg)
-	mgrCfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + namespace + ":" + deploy.Spec.Template.Spec.ServiceAccountName}
-	ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
-	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
-		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		LeaderElection: true, LeaderElectionID: "kubemail-operator.mail.kubemail.io", LeaderElectionNamespace: namespace,
-	})
+	// The operator as the chart deploys it: `kubemail manager` with the Deployment's args, as
+	// its ServiceAccount (impersonated through the kubeconfig) with the chart's RBAC.
+	kc, err := clientcmd.Load(env.KubeConfig)
 	must(t, err)
+	for _, auth := range kc.AuthInfos {
+		auth.Impersonate = "system:serviceaccount:" + namespace + ":" + deploy.Spec.Template.Spec.ServiceAccountName
+	}
+	operatorKubeconfig := filepath.Join(t.TempDir(), "operator-kubeconfig")
+	must(t, clientcmd.WriteToFile(*kc, operatorKubeconfig))
+	t.Setenv("KUBECONFIG", operatorKubeconfig)
+	if c.Args[0] != "manager" {
+		t.Fatalf("the operator container runs %q, want kubemail manager", c.Args)
+	}
+	listen := map[string]string{}
+	var args []string
+	for _, a := range c.Args[1:] {
+		for _, flag := range []string{"--metrics-bind-address", "--health-probe-bind-address"} {
+			if strings.HasPrefix(a, flag+"=") {
+				listen[flag] = freeAddr(t)
+				a = flag + "=" + listen[flag]
+			}
+		}
+		args = append(args, a)
+	}
 	mctx, stop := context.WithCancel(ctx)
-	must(t, controllers.Setup(mctx, mgr, builder.Options{Image: "registry.test/kubemail:chart-test"}))
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
+	done := make(chan int, 1)
+	go func() { done <- manager.MainContext(mctx, args) }()
 	t.Cleanup(func() {
 		stop()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("manager: %v", err)
+		if code := <-done; code != 0 {
+			t.Errorf("kubemail manager exited with %d", code)
 		}
+	})
+	eventually(t, "the operator's readiness probe passes", func() error {
+		return httpOK("http://" + listen["--health-probe-bind-address"] + "/readyz")
 	})
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "samples-"}}
@@ -170,6 +183,22 @@ func TestChart(t *testing.T) {
 		}
 		if c := meta.FindStatusCondition(mb.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Reason != controllers.ReasonActive {
 			return fmt.Errorf("alice's Ready condition is %+v", c)
+		}
+		return nil
+	})
+
+	eventually(t, "the operator's metrics count its reconciles", func() error {
+		resp, err := http.Get("http://" + listen["--metrics-bind-address"] + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(body), `controller_runtime_reconcile_total{controller="maildomain",result="success"}`) {
+			return fmt.Errorf("no MailDomain reconciles in /metrics")
 		}
 		return nil
 	})
@@ -226,6 +255,26 @@ func eventually(t *testing.T, what string, check func() error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func httpOK(url string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
 }
 
 func must(t *testing.T, err error) {
