@@ -163,7 +163,7 @@ func TestSocketIsPrivateAndSingle(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(dataDir)
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".admin") {
+		if strings.HasPrefix(e.Name(), ".a") {
 			t.Errorf("left over %s", e.Name())
 		}
 	}
@@ -201,5 +201,19 @@ func TestStaleSocketIsReplacedAndRemovedOnClose(t *testing.T) {
 	_, err = admin.NewClient(dataDir).List(context.Background())
 	if !errors.Is(err, admin.ErrUnreachable) || strings.Contains(err.Error(), "http://") {
 		t.Errorf("List without a server: %v, want ErrUnreachable without the URL", err)
+	}
+}
+
+func TestLongDataDirIsRefusedClearly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := admin.Listen(dir, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "too long for a unix socket") {
+		t.Errorf("Listen in a %d-byte data dir: %v", len(dir), err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left %d files behind", len(entries))
 	}
 }

@@ -16,8 +16,8 @@
 // The socket is made without a window in which others could connect: it is bound in a fresh
 // mode-0700 directory inside the data dir, set to 0600, then renamed into place. A socket left
 // by a server that died is replaced; one that answers belongs to a running server using the same
-// data dir, and Listen refuses to start a second. Unix socket paths are limited to about 100
-// bytes, so the data dir path must be shorter than about 80.
+// data dir, and Listen refuses to start a second. Unix socket paths are limited to 107 bytes
+// on Linux, so the data dir path must be shorter than about 90.
 //
 // # API: HTTP/1.1 with JSON bodies
 //

@@ -18,6 +18,9 @@ import (
 // SocketName is the admin socket's file name in the data dir.
 const SocketName = "admin.sock"
 
+// maxSocketPath is the longest unix socket path: sun_path is 108 bytes on Linux, with a NUL.
+const maxSocketPath = 107
+
 // SocketPath is the admin socket of the server using dataDir.
 func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketName) }
 
@@ -62,15 +65,19 @@ func Listen(dataDir string, q Queue, logger *slog.Logger) (*Server, error) {
 	}
 	// Bound in a private directory and moved into place, so that nobody else can connect in
 	// the moment between bind and chmod.
-	tmp, err := os.MkdirTemp(dataDir, ".admin")
+	tmp, err := os.MkdirTemp(dataDir, ".a")
 	if err != nil {
 		return nil, fmt.Errorf("creating the admin socket: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	tmpPath := filepath.Join(tmp, SocketName)
+	tmpPath := filepath.Join(tmp, "s")
+	if len(tmpPath) > maxSocketPath || len(path) > maxSocketPath {
+		return nil, fmt.Errorf("creating the admin socket: the data dir path %s is too long for a unix socket (at most about %d bytes)",
+			dataDir, maxSocketPath-len(tmpPath)+len(dataDir))
+	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmpPath, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("creating the admin socket (the data dir path must be shorter than about 80 bytes): %w", err)
+		return nil, fmt.Errorf("creating the admin socket: %w", err)
 	}
 	ln.SetUnlinkOnClose(false) // it is renamed: Close removes it by its final path
 	if err := os.Chmod(tmpPath, 0o600); err != nil {
@@ -119,6 +126,9 @@ func (s *Server) removeSocket() {
 
 // Handler is the API over q, without the socket (tests and other transports).
 func Handler(q Queue, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	h := handler{q: q, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/queue", h.list)
