@@ -18,7 +18,7 @@ import (
 // applications) and are not checked, as Postfix's mynetworks are not.
 func (s *session) startChecks(tx *transaction) error {
 	v := s.b.opts.Verifier
-	if v == nil {
+	if v == nil || s.b.role != roleMX {
 		return nil
 	}
 	ip := clientIP(s.remote)
