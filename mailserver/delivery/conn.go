@@ -212,6 +212,7 @@ func (c *Client) dial(ctx context.Context, host string, addr netip.AddrPort, pla
 		return nil, &r
 	}
 	var cl *gosmtp.Client
+	encrypted := plan.tls == implicit
 	switch plan.tls {
 	case implicit:
 		tc := tls.Client(wc, c.verifiedTLS(host))
@@ -227,6 +228,7 @@ func (c *Client) dial(ctx context.Context, host string, addr netip.AddrPort, pla
 		if r != nil {
 			return fail(*r)
 		}
+		encrypted = overTLS(netConn)
 		cl = gosmtp.NewClient(netConn)
 	}
 	raw.SetDeadline(time.Time{})
@@ -246,6 +248,7 @@ func (c *Client) dial(ctx context.Context, host string, addr netip.AddrPort, pla
 			return fail(r)
 		}
 	}
+	countConnection(encrypted)
 	return &conn{cl: cl, raw: raw, host: host}, nil
 }
 

@@ -32,6 +32,8 @@
 //	                                                            the queue lifetime (5.4.7)
 //	kubemail_queue_notices_total{type}                         notices sent to senders: bounce
 //	                                                            (Action: failed) or delay
+//	kubemail_delivery_connections_total{tls}                   outbound SMTP sessions opened,
+//	                                                            tls "true" or "false" (plain)
 //	kubemail_queue_messages                                    messages in the queue now
 //	kubemail_queue_messages_in_flight                          of those, being delivered now
 //	kubemail_queue_recipients_pending                          recipients still to be delivered
@@ -92,6 +94,10 @@ var (
 		Namespace: namespace, Subsystem: "queue", Name: "notices_total",
 		Help: "Delivery status notices sent to senders, by type: bounce (failed) or delay.",
 	}, []string{"type"})
+	DeliveryConnections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "delivery", Name: "connections_total",
+		Help: "Outbound SMTP sessions opened (through EHLO and AUTH), by whether they run over TLS.",
+	}, []string{"tls"})
 )
 
 // Label values.
@@ -106,7 +112,7 @@ const (
 )
 
 var all = []prometheus.Collector{SMTPMessagesAccepted, SMTPRejections, SMTPAuth, IMAPLogins,
-	QueueEnqueued, DeliveryAttempts, QueueExpired, Notices}
+	QueueEnqueued, DeliveryAttempts, QueueExpired, Notices, DeliveryConnections}
 
 func init() {
 	// Series with known labels exist from the start at 0, so rate() and alerts see them.
@@ -122,6 +128,8 @@ func init() {
 	for _, r := range []string{ResultDelivered, ResultDeferred, ResultFailed} {
 		DeliveryAttempts.WithLabelValues(r)
 	}
+	DeliveryConnections.WithLabelValues("true")
+	DeliveryConnections.WithLabelValues("false")
 	Notices.WithLabelValues(NoticeBounce)
 	Notices.WithLabelValues(NoticeDelay)
 }
