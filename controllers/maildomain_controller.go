@@ -227,7 +227,8 @@ func (r *MailDomainReconciler) failed(ctx context.Context, st *domainState, phas
 		reason = "NameConflict"
 	}
 	r.Recorder.Eventf(st.md, nil, corev1.EventTypeWarning, reason, phase, "%v", err)
-	if serr := r.writeStatus(ctx, st.md, failedStatus(st.md, reason, err)); serr != nil {
+	retrying := user == nil && !errors.Is(err, errNotOwned)
+	if serr := r.writeStatus(ctx, st.md, failedStatus(st.md, reason, err, retrying)); serr != nil {
 		return ctrl.Result{}, errors.Join(err, serr)
 	}
 	if user != nil {

@@ -70,14 +70,19 @@ func domainStatus(st *domainState) v1alpha1.MailDomainStatus {
 	return status
 }
 
-// failedStatus is the status after phase failed with err.
-func failedStatus(md *v1alpha1.MailDomain, reason string, err error) v1alpha1.MailDomainStatus {
+// failedStatus is the status after a phase failed with err. The operator retries what may pass
+// by itself (retrying: Progressing stays True); the rest waits for the user's fix.
+func failedStatus(md *v1alpha1.MailDomain, reason string, err error, retrying bool) v1alpha1.MailDomainStatus {
 	status := *md.Status.DeepCopy()
 	status.ObservedGeneration = md.Generation
 	msg := err.Error()
 	set(&status.Conditions, md, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
 	set(&status.Conditions, md, v1alpha1.ConditionDegraded, metav1.ConditionTrue, reason, msg)
-	set(&status.Conditions, md, v1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, "Waiting for the problem to be fixed.")
+	if retrying {
+		set(&status.Conditions, md, v1alpha1.ConditionProgressing, metav1.ConditionTrue, reason, "Retrying with backoff.")
+	} else {
+		set(&status.Conditions, md, v1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, "Waiting for the problem to be fixed.")
+	}
 	return status
 }
 
