@@ -55,7 +55,7 @@ type domainState struct {
 	sts    *appsv1.StatefulSet // as the API server has it after the StatefulSet phase
 	svc    *corev1.Service     // the client Service, likewise
 	dkim   string              // the DKIM TXT record value
-	wrote  []string            // children written, for the Event
+	wrote  []string            // children written, for the log
 }
 
 // Reconcile loads the MailDomain, runs the phases in order and writes its status.
