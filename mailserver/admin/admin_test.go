@@ -100,13 +100,16 @@ func TestListRetryDelete(t *testing.T) {
 		t.Fatalf("next attempt in %v, want about an hour", wait)
 	}
 
-	before := time.Now()
+	before, scheduled := time.Now(), m.NextAttempt
 	if err := c.Retry(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	m = waitAttempts(t, c, id, 2)
-	if !m.LastAttempt.After(before) {
-		t.Errorf("last attempt %v, before the retry at %v", m.LastAttempt, before)
+	if !m.LastAttempt.After(before) || !m.LastAttempt.Before(scheduled) {
+		t.Errorf("last attempt %v, want between the retry at %v and the old schedule %v", m.LastAttempt, before, scheduled)
+	}
+	if m.NextAttempt.Equal(scheduled) {
+		t.Errorf("next attempt still %v after the retry", scheduled)
 	}
 	if time.Until(m.NextAttempt) < 30*time.Minute {
 		t.Errorf("next attempt after the retry in %v, want a new backoff", time.Until(m.NextAttempt))
