@@ -89,7 +89,8 @@ func Listen(dataDir string, q Queue, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("creating the admin socket: %w", err)
 	}
 	s := &Server{path: path, ln: ln, log: logger.With("component", "admin")}
-	s.http = &http.Server{Handler: Handler(q, s.log), ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: Handler(q, s.log), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	return s, nil
 }
 
