@@ -242,6 +242,17 @@ func TestDMARCFailureAcceptedUnlessEnforcedReject(t *testing.T) {
 	got := authResults(t, w.b.WaitInbox("bob@b.test", 1, 5*time.Second)[0])
 	wantContains(t, got, "spf=fail smtp.mailfrom=x@lax.test", "dkim=none", "dmarc=fail", "p=none", "header.from=lax.test")
 
+	// p=quarantine is recorded only; so is a subdomain's failure under sp=none.
+	w.dns.SetTXT("_dmarc.q.test", "v=DMARC1; p=quarantine")
+	w.dns.SetTXT("_dmarc.corp.test", "v=DMARC1; p=reject; sp=none")
+	for i, from := range []string{"x@q.test", "x@news.corp.test"} {
+		if err := w.sendRaw(t, "mail.lax.test", "x@lax.test", "bob@b.test", message(from, "bob@b.test", "q", "Hi.\r\n")); err != nil {
+			t.Fatalf("%s: %v", from, err)
+		}
+		got := authResults(t, w.b.WaitInbox("bob@b.test", 2+i, 5*time.Second)[1+i])
+		wantContains(t, got, "dmarc=fail", []string{"p=quarantine", "p=none"}[i], "header.from="+from[2:])
+	}
+
 	if err := w.sendRaw(t, "mail.evil.test", "m@evil.test", "bob@lenient.test", message("ceo@bank.test", "bob@lenient.test", "r", "Hi.\r\n")); err != nil {
 		t.Fatalf("p=reject failure to a domain that ignores it: %v", err)
 	}

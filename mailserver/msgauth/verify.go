@@ -90,6 +90,13 @@ func (v *Verifier) StartSPF(ctx context.Context, ip netip.Addr, helo, mailFrom s
 	}
 	go func() {
 		defer close(c.done)
+		defer func() {
+			// Input from the network and DNS must never take the server down.
+			if p := recover(); p != nil {
+				v.log().Error("Recovered from a panic in the SPF check", "domain", c.Domain, "panic", p)
+				c.Result, c.Reason = spf.PermError, "internal error"
+			}
+		}()
 		res, err := spf.CheckHostWithSender(net.IP(ip.Unmap().AsSlice()), helo, sender,
 			spf.WithContext(ctx), spf.WithResolver(v.resolver()))
 		c.Result = res
@@ -156,7 +163,15 @@ func (v *Verifier) Verify(ctx context.Context, spfCheck *SPFCheck, msg io.Reader
 	records := make([]policyLookup, len(froms))
 	var wg sync.WaitGroup
 	for i, d := range froms {
-		wg.Go(func() { records[i] = v.lookupPolicy(ctx, d) })
+		wg.Go(func() {
+			defer func() {
+				if p := recover(); p != nil {
+					v.log().Error("Recovered from a panic in the DMARC lookup", "domain", d, "panic", p)
+					records[i] = policyLookup{perm: "internal error"}
+				}
+			}()
+			records[i] = v.lookupPolicy(ctx, d)
+		})
 	}
 	if complete && count(fields, "dkim-signature") > 0 {
 		res.DKIM, err = v.verifyDKIM(ctx, io.MultiReader(bytes.NewReader(raw), br))
