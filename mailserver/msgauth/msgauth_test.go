@@ -58,12 +58,18 @@ func keysFor(t *testing.T, domain string) *msgauth.Keys {
 type world struct {
 	dns    *deliverytest.DNS
 	keys   *msgauth.Keys
-	b      *deliverytest.Server
+	a, b   *deliverytest.Server
 	client *delivery.Client
 	signer *msgauth.Signer
 }
 
 func newWorld(t *testing.T, bDomains ...config.Domain) *world {
+	t.Helper()
+	return newWorldWith(t, nil, bDomains...)
+}
+
+// newWorldWith also gives B's config policies (trusted networks).
+func newWorldWith(t *testing.T, policies []config.RelayPolicy, bDomains ...config.Domain) *world {
 	t.Helper()
 	w := &world{dns: deliverytest.StartDNS(t)}
 	w.keys = keysFor(t, "a.test")
@@ -77,6 +83,7 @@ func newWorld(t *testing.T, bDomains ...config.Domain) *world {
 
 	cfg := deliverytest.Mailboxes(t, "b.test", "bob")
 	cfg.Domains = append(cfg.Domains, bDomains...)
+	cfg.RelayPolicies = policies
 	for _, d := range bDomains {
 		cfg.Mailboxes = append(cfg.Mailboxes, config.Mailbox{Address: "bob@" + d.Name})
 	}
@@ -87,10 +94,12 @@ func newWorld(t *testing.T, bDomains ...config.Domain) *world {
 	w.dns.SetMX("b.test", &net.MX{Host: "mx.b.test", Pref: 10})
 	w.dns.SetA("mx.b.test", "127.0.0.2")
 
-	aLive := config.NewLive(config.NewDirectory(deliverytest.Mailboxes(t, "a.test", "alice")))
+	// A's own mailboxes: the store of a (non-listening) kubemail MX for a.test.
+	w.a = deliverytest.StartMX(t, "mx.a.test", "127.0.0.1", 0, deliverytest.Mailboxes(t, "a.test", "alice"))
+	aLive := w.a.Live
 	w.signer = &msgauth.Signer{Keys: w.keys, Live: aLive}
 	w.client = delivery.New(delivery.Options{
-		Hostname: "mx.a.test", Live: aLive, Resolver: w.dns.Resolver(), MXPort: w.b.Port(),
+		Hostname: "mx.a.test", Live: aLive, Local: w.a.Store, Resolver: w.dns.Resolver(), MXPort: w.b.Port(),
 		DKIM:     w.signer,
 		Timeouts: delivery.Timeouts{Connect: 2 * time.Second, Command: 5 * time.Second, DataInit: 5 * time.Second, Block: 5 * time.Second, DataEnd: 5 * time.Second},
 	})
@@ -201,6 +210,30 @@ func TestSignedMailPassesAtAnotherServer(t *testing.T) {
 	}
 }
 
+// One message to a local and a remote recipient: only the copy sent over SMTP is signed.
+func TestOnlyMailSentOverSMTPIsSigned(t *testing.T) {
+	w := newWorld(t)
+	msg := message("alice@a.test", "bob@b.test", "both", "Hi both.\r\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	res := w.client.Deliver(ctx, &delivery.Message{ID: "T2", From: "alice@a.test", Rcpts: []string{"alice@a.test", "bob@b.test"},
+		Size: int64(len(msg)), Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(msg)), nil }})
+	for _, r := range res {
+		if !r.Delivered() {
+			t.Fatalf("%s: %v", r.Rcpt, r)
+		}
+	}
+	if local := w.a.WaitInbox("alice@a.test", 1, 5*time.Second)[0]; local != msg {
+		t.Errorf("the local copy is not the message as queued:\n%s", local)
+	}
+	remote := w.b.WaitInbox("bob@b.test", 1, 5*time.Second)[0]
+	if !strings.Contains(remote, "\r\nDKIM-Signature: a=rsa-sha256; ") || !strings.Contains(remote, " c=relaxed/relaxed; d=a.test;") ||
+		!strings.HasSuffix(remote, msg) {
+		t.Errorf("the remote copy is not signed, or changed:\n%s", remote)
+	}
+	wantContains(t, authResults(t, remote), "dkim=pass header.d=a.test", "dmarc=pass")
+}
+
 // A forged From: of a p=reject domain is refused with 550 5.7.1, whether the envelope sender
 // is another domain or the forged one (then SPF fails too); a subdomain falls back to the
 // organizational domain's record.
@@ -309,5 +342,19 @@ func TestForgedOwnResultsRemoved(t *testing.T) {
 	}
 	if strings.Contains(stored, "bank.test") || !strings.Contains(stored, "Authentication-Results: relay.lax.test; spf=pass") {
 		t.Errorf("forged fields kept or foreign field lost:\n%s", stored)
+	}
+}
+
+// Clients in a trusted network are our own applications: their mail is not checked, gets no
+// Authentication-Results, and a p=reject From: is not refused.
+func TestTrustedNetworkNotChecked(t *testing.T) {
+	w := newWorldWith(t, []config.RelayPolicy{{Name: "apps", TrustedNetworks: []string{"127.0.0.0/8"}}})
+	w.dns.SetTXT("_dmarc.bank.test", "v=DMARC1; p=reject")
+	if err := w.sendRaw(t, "app.cluster.local", "app@bank.test", "bob@b.test", message("ceo@bank.test", "bob@b.test", "app", "Hi.\r\n")); err != nil {
+		t.Fatalf("trusted client: %v", err)
+	}
+	stored := w.b.WaitInbox("bob@b.test", 1, 5*time.Second)[0]
+	if strings.Contains(stored, "Authentication-Results") || !strings.HasPrefix(stored, "Received: ") {
+		t.Errorf("trusted client's message was checked:\n%s", stored)
 	}
 }
