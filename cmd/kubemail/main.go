@@ -11,6 +11,8 @@ const usage = `kubemail: a complete Internet mail system, run by a Kubernetes op
 
 Usage:
   kubemail server [flags]   serve SMTP and IMAP for the domains in a manifests directory
+  kubemail queue list|retry|delete [--data-dir DIR]
+                            list, retry or delete the running server's queued outbound mail
   kubemail version          print the version
 
 Run "kubemail server --help" for the server's flags.
@@ -27,6 +29,8 @@ func main() {
 	switch os.Args[1] {
 	case "server":
 		os.Exit(runServer(os.Args[2:]))
+	case "queue":
+		os.Exit(runQueue(os.Args[2:]))
 	case "version", "--version":
 		fmt.Println("kubemail", version)
 	case "help", "-h", "--help":

@@ -52,6 +52,9 @@ type Server struct {
 	log  *slog.Logger
 }
 
+// ErrPathTooLong is returned by Listen when the data dir's path is too long for a socket.
+var ErrPathTooLong = errors.New("path too long for a unix socket")
+
 // Listen creates <dataDir>/admin.sock (mode 0600) for the queue q. Serve serves it; Close or
 // Shutdown removes it.
 func Listen(dataDir string, q Queue, logger *slog.Logger) (*Server, error) {
@@ -72,8 +75,8 @@ func Listen(dataDir string, q Queue, logger *slog.Logger) (*Server, error) {
 	defer os.RemoveAll(tmp)
 	tmpPath := filepath.Join(tmp, "s")
 	if len(tmpPath) > maxSocketPath || len(path) > maxSocketPath {
-		return nil, fmt.Errorf("creating the admin socket: the data dir path %s is too long for a unix socket (at most about %d bytes)",
-			dataDir, maxSocketPath-len(tmpPath)+len(dataDir))
+		return nil, fmt.Errorf("creating the admin socket: the data dir path %s is too long (at most about %d bytes): %w",
+			dataDir, maxSocketPath-len(tmpPath)+len(dataDir), ErrPathTooLong)
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmpPath, Net: "unix"})
 	if err != nil {

@@ -18,10 +18,12 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/kubemail/kubemail/mailserver/admin"
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/imap"
+	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/queue"
 	"github.com/kubemail/kubemail/mailserver/smtp"
 	"github.com/kubemail/kubemail/mailserver/store"
@@ -107,6 +109,16 @@ func Run(ctx context.Context, opts Options) error {
 	queueDone := make(chan struct{})
 	go func() { defer close(queueDone); q.Run(queueCtx) }()
 	defer func() { stopQueue(); <-queueDone }()
+	// The admin socket is a convenience (`kubemail queue`); mail flows without it.
+	switch adminSrv, err := admin.Listen(opts.DataDir, q, log); {
+	case errors.Is(err, admin.ErrPathTooLong):
+		log.Warn("Serving no admin socket: `kubemail queue` will not reach this server", "err", err)
+	case err != nil:
+		return fmt.Errorf("starting the admin endpoint: %w", err)
+	default:
+		go adminSrv.Serve()
+		defer adminSrv.Close()
+	}
 	applyConfig := func(cfg *config.Config) {
 		live.Store(config.NewDirectory(cfg))
 		client.SetRouting(routing(cfg))
@@ -144,7 +156,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := ls.add("imaps", opts.IMAPSAddr, tlsConfig, "", imapSrv.Serve); err != nil {
 		return err
 	}
-	health := &http.Server{Handler: healthHandler(), ReadHeaderTimeout: 5 * time.Second}
+	health := &http.Server{Handler: healthHandler(metrics.Handler(metrics.NewRegistry(q.Collector()))), ReadHeaderTimeout: 5 * time.Second}
 	if err := ls.add("health", opts.HealthAddr, nil, "", health.Serve); err != nil {
 		return err
 	}
@@ -232,8 +244,9 @@ func (ls *listeners) closeAll() {
 	}
 }
 
-func healthHandler() http.Handler {
+func healthHandler(metricsHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metricsHandler)
 	ok := func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }
 	mux.HandleFunc("/healthz", ok)
 	mux.HandleFunc("/readyz", ok)
