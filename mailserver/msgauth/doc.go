@@ -43,7 +43,8 @@
 //   - DKIM (RFC 6376 6): every DKIM-Signature field, at most 5, once the whole message is in.
 //   - DMARC (RFC 7489): for each distinct domain of the From: addresses (several From: fields
 //     or addresses are each evaluated, so an extra From: line hides nothing; a From: that
-//     net/mail cannot parse is read as the domain after its last '@'), the record at
+//     net/mail cannot parse is read as the domain after its last '@'; internationalized
+//     names are looked up as A-labels, RFC 5890), the record at
 //     _dmarc.<domain>, else at _dmarc.<organizational domain> where sp= (when given) is the
 //     policy. The organizational domain comes from the public suffix list compiled into
 //     golang.org/x/net/publicsuffix ("mail.example.co.uk" -> "example.co.uk"; a name under no

@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
 
 // maxHeader is the most header read to find From: and the fields to sign; a header section
@@ -71,7 +73,7 @@ func readHeader(br *bufio.Reader) (raw []byte, fields []field, complete bool, er
 func fromDomains(fields []field) []string {
 	var out []string
 	add := func(d string) {
-		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		d = asciiDomain(strings.TrimSuffix(strings.TrimSpace(d), "."))
 		if d == "" {
 			return
 		}
@@ -133,4 +135,19 @@ func count(fields []field, name string) int {
 		}
 	}
 	return n
+}
+
+// asciiDomain is domain in lower case with any U-labels turned into A-labels (RFC 5890), the
+// form DNS lookups and DKIM d= use; a name IDNA refuses is returned lower-cased as it is.
+func asciiDomain(domain string) string {
+	domain = strings.ToLower(domain)
+	for i := 0; i < len(domain); i++ {
+		if domain[i] >= 0x80 {
+			if a, err := idna.Lookup.ToASCII(domain); err == nil {
+				return a
+			}
+			return domain
+		}
+	}
+	return domain
 }

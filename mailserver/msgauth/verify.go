@@ -81,7 +81,9 @@ func (v *Verifier) StartSPF(ctx context.Context, ip netip.Addr, helo, mailFrom s
 		// RFC 7208 2.4: the null sender is checked as postmaster@<HELO name>.
 		sender = "postmaster@" + helo
 	}
-	c.Domain = strings.ToLower(sender[strings.LastIndexByte(sender, '@')+1:])
+	at := strings.LastIndexByte(sender, '@')
+	c.Domain = asciiDomain(sender[at+1:])
+	sender = sender[:at+1] + c.Domain
 	if c.Domain == "" || strings.HasPrefix(c.Domain, "[") || !strings.Contains(c.Domain, ".") {
 		// An address literal or a dotless HELO is no domain to check (RFC 7208 2.3).
 		c.Result = spf.None
