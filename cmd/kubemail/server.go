@@ -23,19 +23,22 @@ func runServer(args []string) int {
 	}
 	var o server.Options
 	fs.StringVar(&o.Manifests, "manifests", "config/samples", "directory of MailDomain, Mailbox, RelayPolicy and Secret manifests")
-	fs.StringVar(&o.DataDir, "data-dir", "data", "directory for mailboxes, their index and the self-signed certificate")
+	fs.StringVar(&o.DataDir, "data-dir", "data", "directory for mailboxes (mail/), the outbound queue (queue/), DKIM keys (dkim/), the self-signed certificate (tls/) and the admin socket")
 	fs.StringVar(&o.Hostname, "hostname", "", "host name in SMTP greetings and Received: headers (default: the system's)")
 	fs.StringVar(&o.SMTPAddr, "smtp-addr", "127.0.0.1:2525", "SMTP MX listen address (mail from other servers); empty turns it off")
 	fs.StringVar(&o.SubmissionAddr, "submission-addr", "127.0.0.1:2587", "SMTP submission listen address (STARTTLS, AUTH); empty turns it off")
 	fs.StringVar(&o.SubmissionsAddr, "submissions-addr", "127.0.0.1:2465", "SMTP submission listen address with implicit TLS; empty turns it off")
 	fs.StringVar(&o.IMAPAddr, "imap-addr", "127.0.0.1:2143", "IMAP listen address (STARTTLS); empty turns it off")
 	fs.StringVar(&o.IMAPSAddr, "imaps-addr", "127.0.0.1:2993", "IMAP listen address with implicit TLS; empty turns it off")
-	fs.StringVar(&o.HealthAddr, "health-addr", "", "HTTP listen address for /healthz and /readyz; empty turns it off")
+	fs.StringVar(&o.HealthAddr, "health-addr", "", "HTTP listen address for /healthz, /readyz and /metrics (Prometheus); empty turns it off")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate chain file (default: a self-signed certificate kept in the data dir)")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	fs.IntVar(&o.MaxConns, "max-conns", 2000, "open connections each listener takes; past it clients are told to retry later")
 	fs.IntVar(&o.MaxConnsPerIP, "max-conns-per-ip", 50, "open connections each listener takes from one client address (loopback clients are exempt)")
-	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "HOST:PORT of the DNS server for outbound MX, A and AAAA lookups (default: the system resolver)")
+	fs.StringVar(&o.DKIMKeysDir, "dkim-keys-dir", "", "directory of the DKIM private keys, <domain>.key, made when missing (default: DATA/dkim)")
+	fs.StringVar(&o.DKIMSelector, "dkim-selector", "kubemail", "DKIM selector: keys are published at <selector>._domainkey.<domain>")
+	fs.StringVar(&o.DKIMKeyType, "dkim-key-type", "rsa", `type of DKIM keys made: "rsa" (2048 bits, verified everywhere) or "ed25519"`)
+	fs.StringVar(&o.DNSResolver, "dns-resolver", "", "HOST:PORT of the DNS server for MX, A, AAAA (outbound routing) and TXT (SPF, DKIM, DMARC) lookups (default: the system resolver)")
 	logFormat := fs.String("log-format", "text", `log format: "text" or "json"`)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

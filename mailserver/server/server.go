@@ -24,6 +24,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/imap"
 	"github.com/kubemail/kubemail/mailserver/metrics"
+	"github.com/kubemail/kubemail/mailserver/msgauth"
 	"github.com/kubemail/kubemail/mailserver/queue"
 	"github.com/kubemail/kubemail/mailserver/smtp"
 	"github.com/kubemail/kubemail/mailserver/store"
@@ -45,6 +46,13 @@ type Options struct {
 	// DNSResolver is the HOST:PORT of the DNS server for MX and address lookups of outbound
 	// mail; empty means the system resolver.
 	DNSResolver string
+	// DKIMKeysDir holds the DKIM private keys, <domain>.key; "" means DataDir/dkim.
+	DKIMKeysDir string
+	// DKIMSelector names the published keys (<selector>._domainkey.<domain>); "" means "kubemail".
+	DKIMSelector string
+	// DKIMKeyType is the type of the keys made for domains without one: "rsa" (2048 bits, the
+	// default) or "ed25519".
+	DKIMKeyType string
 	// OutboundMXPort is the port outbound mail is delivered to at MX hosts; 0 means 25. Only
 	// tests on loopback need another.
 	OutboundMXPort int
@@ -93,11 +101,18 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	authn := auth.NewAuthenticator(live)
 
-	outbound := delivery.Options{Hostname: opts.Hostname, Live: live, Local: st, Routing: routing(cfg),
-		MXPort: opts.OutboundMXPort, Logger: log}
+	resolver := net.DefaultResolver
 	if opts.DNSResolver != "" {
-		outbound.Resolver = delivery.NewResolver(opts.DNSResolver)
+		resolver = delivery.NewResolver(opts.DNSResolver)
 	}
+	keysDir := opts.DKIMKeysDir
+	if keysDir == "" {
+		keysDir = filepath.Join(opts.DataDir, "dkim")
+	}
+	dkimKeys := msgauth.NewKeys(keysDir, msgauth.KeysOptions{Selector: opts.DKIMSelector, Type: msgauth.KeyType(opts.DKIMKeyType)})
+	ensureDKIMKeys(dkimKeys, cfg, log)
+	outbound := delivery.Options{Hostname: opts.Hostname, Live: live, Local: st, Routing: routing(cfg),
+		MXPort: opts.OutboundMXPort, Resolver: resolver, DKIM: &msgauth.Signer{Keys: dkimKeys, Live: live}, Logger: log}
 	client := delivery.New(outbound)
 	defer client.Close()
 	q, err := queue.Open(filepath.Join(opts.DataDir, "queue"), queue.Options{
@@ -121,11 +136,14 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	applyConfig := func(cfg *config.Config) {
 		live.Store(config.NewDirectory(cfg))
+		ensureDKIMKeys(dkimKeys, cfg, log)
 		client.SetRouting(routing(cfg))
 		q.SetRetryPolicy(retryPolicy(cfg))
 	}
 
-	smtpOpts := smtp.Options{Hostname: opts.Hostname, Live: live, Store: st, Queue: q, Auth: authn, TLS: tlsConfig, Logger: log}
+	smtpOpts := smtp.Options{Hostname: opts.Hostname, Live: live, Store: st, Queue: q, Auth: authn, TLS: tlsConfig, Logger: log,
+		Verifier: &msgauth.Verifier{Hostname: opts.Hostname, Resolver: resolver, Logger: log},
+		SpoolDir: filepath.Join(opts.DataDir, "spool")}
 	imapSrv := imap.NewServer(imap.Options{Store: st, Live: live, Auth: authn, TLS: tlsConfig, Logger: log})
 
 	ls := listeners{maxConns: opts.MaxConns, maxPerIP: opts.MaxConnsPerIP}
@@ -251,4 +269,17 @@ func healthHandler(metricsHandler http.Handler) http.Handler {
 	mux.HandleFunc("/healthz", ok)
 	mux.HandleFunc("/readyz", ok)
 	return mux
+}
+
+// ensureDKIMKeys makes the DKIM keys of domains that have none and logs the DNS record each
+// domain must publish.
+func ensureDKIMKeys(keys *msgauth.Keys, cfg *config.Config, log *slog.Logger) {
+	for _, d := range cfg.Domains {
+		name, value, err := keys.DNSRecord(d.Name)
+		if err != nil {
+			log.Error("Failed preparing the DKIM key", "domain", d.Name, "err", err)
+			continue
+		}
+		log.Info("DKIM key ready", "domain", d.Name, "record", name, "txt", value)
+	}
 }

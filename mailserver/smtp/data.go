@@ -12,6 +12,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/metrics"
 )
 
 // Data receives the message of the transaction (DATA, or all BDAT chunks) on the MX.
@@ -81,12 +82,14 @@ func (s *session) deliver(r io.Reader) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		rep = errStorageFull
 	}
+	metrics.SMTPRejected(s.b.role.String(), "message", rep)
 	s.log.Error("Failed delivering message", "id", tx.id, "from", tx.from, "mailboxes", tx.mailboxes,
 		"code", rep.Code, "err", err)
 	return rep
 }
 
 func (s *session) logAccepted(tx *transaction, user *config.Mailbox, size int64) {
+	metrics.SMTPAccepted(s.b.role.String(), len(tx.remote) > 0)
 	attrs := []any{"id", tx.id, "from", tx.from, "rcpts", tx.rcpts, "mailboxes", tx.mailboxes,
 		"size", size, "duration", time.Since(tx.start).Round(time.Microsecond), "tls", s.tls != nil}
 	if tx.authResults != "" {

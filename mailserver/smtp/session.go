@@ -15,6 +15,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/msgauth"
 )
 
@@ -249,6 +250,7 @@ func (s *session) takeTransaction() *transaction {
 }
 
 func (s *session) logRejected(msg string, tx *transaction, from, rcpt string, err error, reason string) {
+	metrics.SMTPRejected(s.b.role.String(), msg, err)
 	attrs := make([]any, 0, 12)
 	if tx != nil {
 		attrs = append(attrs, "id", tx.id)
