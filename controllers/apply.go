@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -81,6 +82,18 @@ func upToDate(desired, current client.Object) bool {
 	if !subset(desired.GetLabels(), current.GetLabels()) || !subset(desired.GetAnnotations(), current.GetAnnotations()) {
 		return false
 	}
+	// A label or annotation we applied before and no longer want must go: only an apply
+	// without it removes it (server-side apply drops fields their manager stops naming).
+	for _, m := range []struct {
+		field   string
+		desired map[string]string
+	}{{"f:labels", desired.GetLabels()}, {"f:annotations", desired.GetAnnotations()}} {
+		for _, key := range appliedKeys(current, m.field) {
+			if _, ok := m.desired[key]; !ok {
+				return false
+			}
+		}
+	}
 	switch d := desired.(type) {
 	case *corev1.ConfigMap:
 		cur := current.(*corev1.ConfigMap)
@@ -113,6 +126,27 @@ func upToDate(desired, current client.Object) bool {
 		return equality.Semantic.DeepDerivative(d.Spec, cur.Spec)
 	}
 	return false
+}
+
+// appliedKeys lists the metadata labels or annotations (field "f:labels" or "f:annotations")
+// that our field manager owns in obj through server-side apply.
+func appliedKeys(obj client.Object, field string) []string {
+	var keys []string
+	for _, mf := range obj.GetManagedFields() {
+		if mf.Manager != FieldOwner || mf.Operation != metav1.ManagedFieldsOperationApply || mf.FieldsV1 == nil {
+			continue
+		}
+		var fields map[string]map[string]map[string]any
+		if json.Unmarshal(mf.FieldsV1.Raw, &fields) != nil {
+			continue
+		}
+		for k := range fields["f:metadata"][field] {
+			if key, ok := strings.CutPrefix(k, "f:"); ok {
+				keys = append(keys, key)
+			}
+		}
+	}
+	return keys
 }
 
 func subset(want, have map[string]string) bool {

@@ -132,14 +132,14 @@ func TestSamplesBecomeAMailServer(t *testing.T) {
 	}
 
 	// envtest runs no kubelet: play the StatefulSet controller and report the pod ready.
-	if err := get(ns, "example-test", sts); err != nil {
-		t.Fatal(err)
-	}
-	sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1,
-		AvailableReplicas: 1, CurrentReplicas: 1, UpdatedReplicas: 1}
-	if err := k8s.Status().Update(ctx, sts); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, "the StatefulSet reports its pod ready", func() error {
+		if err := get(ns, "example-test", sts); err != nil {
+			return err
+		}
+		sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1,
+			AvailableReplicas: 1, CurrentReplicas: 1, UpdatedReplicas: 1}
+		return k8s.Status().Update(ctx, sts) // retried on a conflict with the operator
+	})
 	eventually(t, "MailDomain Ready once its pod is", func() error {
 		if err := get(ns, "example-test", md); err != nil {
 			return err

@@ -4,11 +4,14 @@ package envtest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
@@ -55,40 +58,73 @@ func TestCRDValidation(t *testing.T) {
 	must(t, k8s.Create(ctx, mailDomain(ns, "upper", "Upper.Example.TEST.")))
 	must(t, k8s.Create(ctx, mailbox(ns, "odd-but-fine", "o'brien.x_y@upper.example.test", "pw", "{team}@upper.example.test")))
 
-	// spec.domain and spec.address cannot change.
-	md := &v1alpha1.MailDomain{}
-	must(t, get(ns, "upper", md))
-	md.Spec.Domain = "other.test"
-	if err := k8s.Update(ctx, md); err == nil || !strings.Contains(err.Error(), "immutable") {
-		t.Errorf("changing spec.domain: err = %v, want immutable", err)
+	// spec.domain and spec.address cannot change. (Merge patches, as kubectl sends: an update
+	// could race with the operator's status writes and fail for that reason instead.)
+	md := &v1alpha1.MailDomain{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "upper"}}
+	mb := &v1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "odd-but-fine"}}
+	for _, tc := range []struct {
+		what  string
+		obj   client.Object
+		patch string
+		want  string
+	}{
+		{"changing spec.domain", md, `{"spec":{"domain":"other.test"}}`, "immutable"},
+		{"changing spec.address", mb, `{"spec":{"address":"someone.else@upper.example.test"}}`, "immutable"},
+		// Volumes are fixed at creation: the StatefulSet's claims cannot change.
+		{"adding spec.storage", md, `{"spec":{"storage":{"size":"5Gi"}}}`, "spec.storage"},
+	} {
+		if err := mergePatch(tc.obj, tc.patch); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one saying %q", tc.what, err, tc.want)
+		}
 	}
-	mb := &v1alpha1.Mailbox{}
-	must(t, get(ns, "odd-but-fine", mb))
-	mb.Spec.Address = "someone.else@upper.example.test"
-	if err := k8s.Update(ctx, mb); err == nil || !strings.Contains(err.Error(), "immutable") {
-		t.Errorf("changing spec.address: err = %v, want immutable", err)
-	}
-	// Volumes are fixed at creation: the StatefulSet's claims cannot change.
-	must(t, get(ns, "upper", md))
 	size := resource.MustParse("5Gi")
-	md.Spec.Storage = &v1alpha1.StorageSpec{Size: &size}
-	if err := k8s.Update(ctx, md); err == nil || !strings.Contains(err.Error(), "spec.storage") {
-		t.Errorf("adding spec.storage: err = %v, want it refused", err)
-	}
 	sized := mailDomain(ns, "sized", "sized.test")
 	sized.Spec.Storage = &v1alpha1.StorageSpec{Size: &size}
 	must(t, k8s.Create(ctx, sized))
 	if sized.Spec.Storage.WhenDeleted != "Retain" {
 		t.Errorf("spec.storage.whenDeleted defaulted to %q, want Retain", sized.Spec.Storage.WhenDeleted)
 	}
-	bigger := resource.MustParse("10Gi")
-	sized.Spec.Storage.Size = &bigger
-	if err := k8s.Update(ctx, sized); err == nil || !strings.Contains(err.Error(), "immutable") {
+	if err := mergePatch(sized, `{"spec":{"storage":{"size":"10Gi"}}}`); err == nil || !strings.Contains(err.Error(), "immutable") {
 		t.Errorf("resizing spec.storage: err = %v, want immutable", err)
 	}
 
 	// Other fields still can.
-	must(t, get(ns, "odd-but-fine", mb))
-	mb.Spec.Aliases = append(mb.Spec.Aliases, "more@upper.example.test")
-	must(t, k8s.Update(ctx, mb))
+	must(t, mergePatch(mb, `{"spec":{"aliases":["{team}@upper.example.test","more@upper.example.test"]}}`))
+}
+
+// mergePatch sends a JSON merge patch of obj, as `kubectl patch --type merge` does.
+func mergePatch(obj client.Object, patch string) error {
+	return k8s.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, []byte(patch)))
+}
+
+// TestRemovedServiceAnnotationLeavesTheService edits spec.service.annotations: an annotation
+// taken out of the spec is taken off the Service, and others' annotations stay.
+func TestRemovedServiceAnnotationLeavesTheService(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	md := mailDomain(ns, "annotated", "annotated.test")
+	md.Spec.Service = &v1alpha1.ServiceSpec{Annotations: map[string]string{"lb.example/a": "1", "lb.example/b": "2"}}
+	must(t, k8s.Create(ctx, md))
+	svc := &corev1.Service{}
+	eventually(t, "the Service has both annotations", func() error {
+		if err := get(ns, "annotated", svc); err != nil {
+			return err
+		}
+		if svc.Annotations["lb.example/a"] != "1" || svc.Annotations["lb.example/b"] != "2" {
+			return fmt.Errorf("annotations %v", svc.Annotations)
+		}
+		return nil
+	})
+	// Someone else's annotation, which the operator must leave alone.
+	must(t, mergePatch(svc, `{"metadata":{"annotations":{"team.example/owner":"ops"}}}`))
+	must(t, mergePatch(md, `{"spec":{"service":{"annotations":{"lb.example/b":null}}}}`)) // only a removal
+	eventually(t, "the Service follows the spec's annotations", func() error {
+		if err := get(ns, "annotated", svc); err != nil {
+			return err
+		}
+		if _, ok := svc.Annotations["lb.example/b"]; ok || svc.Annotations["lb.example/a"] != "1" || svc.Annotations["team.example/owner"] != "ops" {
+			return fmt.Errorf("annotations %v", svc.Annotations)
+		}
+		return nil
+	})
 }
