@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/kubemail/kubemail/internal/durable"
 )
 
 // KeyType is the algorithm of the DKIM keys Keys makes.
@@ -218,12 +220,8 @@ func (k *Keys) create(domain string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("writing the DKIM key of %s: %w", domain, err)
 	}
-	if d, err := os.Open(k.dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return nil, fmt.Errorf("syncing the DKIM key directory: %w", err)
-		}
+	if err := durable.SyncDir(k.dir); err != nil {
+		return nil, fmt.Errorf("syncing the DKIM key directory: %w", err)
 	}
 	return key, nil
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/durable"
 )
 
 // State is where one recipient stands.
@@ -94,37 +96,16 @@ func (s spool) init() error {
 			return fmt.Errorf("queue: %w", err)
 		}
 	}
-	return syncDir(s.dir)
+	return durable.SyncDir(s.dir)
 }
 
 // writeBody streams prefix and body into msg/<id> durably and returns its size.
 func (s spool) writeBody(id string, prefix []byte, body io.Reader) (int64, error) {
-	tmp := filepath.Join(s.dir, "tmp", id)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("queue: %w", err)
-	}
-	n, err := f.Write(prefix)
-	size := int64(n)
+	size, err := durable.WriteNew(filepath.Join(s.dir, "tmp", id), 0o600, prefix, body)
 	if err == nil {
-		var m int64
-		m, err = io.Copy(f, body)
-		size += m
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.msgPath(id))
-	}
-	if err == nil {
-		err = syncDir(filepath.Join(s.dir, "msg"))
+		err = durable.Move(filepath.Join(s.dir, "tmp", id), s.msgPath(id))
 	}
 	if err != nil {
-		os.Remove(tmp)
 		os.Remove(s.msgPath(id))
 		return 0, fmt.Errorf("queue: writing the message: %w", err)
 	}
@@ -137,16 +118,7 @@ func (s spool) writeRecord(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	tmp := filepath.Join(s.dir, "tmp", r.ID+".json")
-	if err := writeFileSync(tmp, append(data, '\n')); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("queue: writing the record: %w", err)
-	}
-	if err := os.Rename(tmp, s.metaPath(r.ID)); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("queue: writing the record: %w", err)
-	}
-	if err := syncDir(filepath.Join(s.dir, "meta")); err != nil {
+	if err := durable.Replace(s.metaPath(r.ID), filepath.Join(s.dir, "tmp", r.ID+".json"), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("queue: writing the record: %w", err)
 	}
 	return nil
@@ -157,7 +129,7 @@ func (s spool) remove(id string) error {
 	if err := os.Remove(s.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue: removing %s: %w", id, err)
 	}
-	if err := syncDir(filepath.Join(s.dir, "meta")); err != nil {
+	if err := durable.SyncDir(filepath.Join(s.dir, "meta")); err != nil {
 		return fmt.Errorf("queue: removing %s: %w", id, err)
 	}
 	if err := os.Remove(s.msgPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -175,7 +147,7 @@ func (s spool) quarantine(id string) error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, syncDir(q), syncDir(filepath.Join(s.dir, "meta")))
+	errs = append(errs, durable.SyncDir(q), durable.SyncDir(filepath.Join(s.dir, "meta")))
 	return errors.Join(errs...)
 }
 
@@ -251,31 +223,4 @@ func validID(id string) bool {
 		}
 	}
 	return true
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kubemail/kubemail/internal/durable"
 )
 
 // Errors of folder operations; the IMAP server turns them into response codes.
@@ -260,7 +262,7 @@ func (a *Account) Delete(name string) error {
 	if err := os.RemoveAll(trash); err != nil {
 		a.s.logger.Warn("Failed to remove deleted folder", "mailbox", a.address, "folder", name, "error", err)
 	}
-	return syncDir(a.dir)
+	return durable.SyncDir(a.dir)
 }
 
 func (a *Account) hasChildren(name string) bool {

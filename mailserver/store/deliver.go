@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/durable"
 )
 
 // Deliver writes one copy of the message, prefix followed by body, into the INBOX (new/) of each
@@ -48,7 +50,7 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []string, prefix []byte, 
 	}()
 	first := filepath.Join(dirs[0], "tmp", base)
 	tmps = append(tmps, first)
-	size, err := writeFileSynced(first, prefix, body)
+	size, err := durable.WriteNew(first, 0o600, prefix, body)
 	if err != nil {
 		return 0, err
 	}
@@ -105,31 +107,6 @@ func (s *Store) syncNewDirs(dirs []string) error {
 	return errors.Join(errs...)
 }
 
-// writeFileSynced creates path exclusively, writes prefix and then body into it, and fsyncs it.
-func writeFileSynced(path string, prefix []byte, body io.Reader) (int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("store: creating %s: %w", path, err)
-	}
-	n, err := f.Write(prefix)
-	size := int64(n)
-	if err == nil {
-		var m int64
-		m, err = io.Copy(f, body)
-		size += m
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return 0, fmt.Errorf("store: writing %s: %w", path, err)
-	}
-	return size, nil
-}
-
 // copyFileSynced copies src into a new file dst and fsyncs it.
 func copyFileSynced(src, dst string) error {
 	in, err := os.Open(src)
@@ -137,6 +114,6 @@ func copyFileSynced(src, dst string) error {
 		return fmt.Errorf("store: copying %s: %w", src, err)
 	}
 	defer in.Close()
-	_, err = writeFileSynced(dst, nil, in)
+	_, err = durable.WriteNew(dst, 0o600, nil, in)
 	return err
 }

@@ -1,6 +1,10 @@
 package store
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/kubemail/kubemail/internal/durable"
+)
 
 // dirSyncer batches fsyncs of one directory across concurrent callers (group commit). A caller
 // joins the pending round, which starts only after the running one (if any) ends; so the fsync
@@ -23,7 +27,7 @@ type syncRound struct {
 func (s *Store) syncDirGrouped(dir string) error {
 	v, ok := s.dirSyncs.Load(dir)
 	if !ok {
-		v, _ = s.dirSyncs.LoadOrStore(dir, &dirSyncer{dir: dir, syncFn: syncDir})
+		v, _ = s.dirSyncs.LoadOrStore(dir, &dirSyncer{dir: dir, syncFn: durable.SyncDir})
 	}
 	return v.(*dirSyncer).sync()
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/durable"
 )
 
 // ErrNoMessage is returned for a UID that is not (or no longer) in the folder.
@@ -117,13 +119,7 @@ func (s *Store) newUIDValidity() uint32 {
 		last, _ = strconv.ParseUint(strings.TrimSpace(string(data)), 10, 32)
 	}
 	v := max(uint32(time.Now().Unix()), uint32(last)+1)
-	tmp := path + ".tmp"
-	if _, err := writeFileSynced(tmp, []byte(strconv.FormatUint(uint64(v), 10)+"\n"), strings.NewReader("")); err == nil {
-		if err := os.Rename(tmp, path); err != nil {
-			s.logger.Error("Failed to record UIDVALIDITY", "error", err)
-		}
-	} else {
-		os.Remove(tmp)
+	if err := durable.Replace(path, path+".tmp", []byte(strconv.FormatUint(uint64(v), 10)+"\n"), 0o600); err != nil {
 		s.logger.Error("Failed to record UIDVALIDITY", "error", err)
 	}
 	return v

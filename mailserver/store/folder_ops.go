@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/durable"
 )
 
 // Status is a folder's summary for STATUS and SELECT.
@@ -54,10 +56,9 @@ func (f *Folder) Append(r io.Reader, flags []string, date time.Time) (uidValidit
 	}
 	base := uniqueBase(time.Now())
 	tmp := filepath.Join(f.dir, "tmp", base)
-	size, err := writeFileSynced(tmp, nil, r)
+	size, err := durable.WriteNew(tmp, 0o600, nil, r)
 	if err != nil {
-		os.Remove(tmp)
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("store: %w", err)
 	}
 	defer os.Remove(tmp) // a no-op once renamed
 	if err := os.Chtimes(tmp, date, date); err != nil {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/durable"
 )
 
 const (
@@ -143,26 +145,7 @@ func writeIndex(dir string, idx *indexFile) error {
 	}
 	fmt.Fprintf(&b, "end %d\n", len(idx.entries))
 
-	tmp := filepath.Join(dir, indexName+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("store: writing index: %w", err)
-	}
-	_, err = f.Write(b.Bytes())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, indexName))
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := durable.Replace(filepath.Join(dir, indexName), filepath.Join(dir, indexName+".tmp"), b.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("store: writing index in %s: %w", dir, err)
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/kubemail/kubemail/internal/durable"
 )
 
 // ErrBadAddress is returned for a mailbox address that cannot name a directory safely.
@@ -105,21 +107,5 @@ func mkdirDurable(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("store: creating %s: %w", dir, err)
 	}
-	return syncDir(parent)
-}
-
-// syncDir fsyncs a directory, making the entries created or renamed in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("store: opening %s for fsync: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("store: fsync %s: %w", dir, err)
-	}
-	return nil
+	return durable.SyncDir(parent)
 }

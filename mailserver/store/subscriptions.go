@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/durable"
 )
 
 // subscriptions is the file of subscribed names, one a line, as Dovecot keeps it.
@@ -45,14 +47,10 @@ func (a *Account) writeSubscriptions(names []string) error {
 		b.WriteByte('\n')
 	}
 	tmp := filepath.Join(a.dir, "tmp", "subscriptions."+uniqueBase(time.Now()))
-	if _, err := writeFileSynced(tmp, []byte(b.String()), strings.NewReader("")); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, a.subscriptionsPath()); err != nil {
-		os.Remove(tmp)
+	if err := durable.Replace(a.subscriptionsPath(), tmp, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("store: writing subscriptions: %w", err)
 	}
-	return syncDir(a.dir)
+	return nil
 }
 
 // Subscribe adds a folder to the subscriptions (RFC 9051 6.3.7); it must exist.
@@ -143,7 +141,7 @@ func (a *Account) Rename(oldName, newName string) error {
 		}
 	}
 	a.dropLocked(newName)
-	return syncDir(a.dir)
+	return durable.SyncDir(a.dir)
 }
 
 // renameInbox moves every INBOX message into a new folder newName (RFC 9051 6.3.6).

@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/durable"
 )
 
 // Config returns a server TLS config (TLS 1.2 and later) that serves the certificate in
@@ -50,10 +52,10 @@ func SelfSigned(dir, hostname string) (certFile, keyFile string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", err
 	}
-	if err := writeFileSync(keyFile, keyPEM, 0o600); err != nil {
+	if err := durable.Replace(keyFile, keyFile+".tmp", keyPEM, 0o600); err != nil {
 		return "", "", err
 	}
-	if err := writeFileSync(certFile, certPEM, 0o644); err != nil {
+	if err := durable.Replace(certFile, certFile+".tmp", certPEM, 0o644); err != nil {
 		return "", "", err
 	}
 	return certFile, keyFile, nil
@@ -139,24 +141,4 @@ func (r *reloader) loadLocked() (*tls.Certificate, error) {
 	}
 	r.cert, r.modTime = &cert, st.ModTime()
 	return r.cert, nil
-}
-
-func writeFileSync(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
