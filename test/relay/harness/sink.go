@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// Sink is Postfix's smtp-sink on addr: it accepts every message and throws it away, printing a
-// running count ("msg=N", -c) that Count reads.
+// Sink is Postfix's smtp-sink on addr: it accepts every message and throws it away. Its
+// running count ("mesg=N", -c) is buffered in a pipe, so the reliable end of a load is Exited:
+// with maxMessages > 0 smtp-sink exits after receiving that many messages (-M).
 type Sink struct {
 	Addr string
 
@@ -29,10 +30,15 @@ func (s *Sink) Write(p []byte) (int, error) {
 	return s.out.Write(p)
 }
 
-// StartSink runs `smtp-sink -u nobody -c addr 1000` and waits until addr accepts connections.
-func StartSink(addr string) (*Sink, error) {
+// StartSink runs `smtp-sink -u nobody -c [-M maxMessages] addr 1000` and waits until addr
+// accepts connections.
+func StartSink(addr string, maxMessages int) (*Sink, error) {
 	s := &Sink{Addr: addr, exited: make(chan struct{})}
-	s.cmd = exec.Command("/usr/sbin/smtp-sink", "-u", "nobody", "-c", addr, "1000")
+	args := []string{"-u", "nobody", "-c"}
+	if maxMessages > 0 {
+		args = append(args, "-M", strconv.Itoa(maxMessages))
+	}
+	s.cmd = exec.Command("/usr/sbin/smtp-sink", append(args, addr, "1000")...)
 	s.cmd.Stdout, s.cmd.Stderr = s, s
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting smtp-sink: %w", err)
@@ -62,16 +68,19 @@ func (s *Sink) output() string {
 	return s.out.String()
 }
 
-var sinkCountRE = regexp.MustCompile(`msg=(\d+)`)
+var sinkCountRE = regexp.MustCompile(`mesg=(\d+)`)
 
-// Count is how many messages smtp-sink has received (its last printed counter). Note that the
-// probe connection of StartSink counts as a session, not as a message.
+// Exited is closed when smtp-sink has exited.
+func (s *Sink) Exited() <-chan struct{} { return s.exited }
+
+// Count is how many messages smtp-sink has printed it received; exact once it has exited (the
+// probe connection of StartSink counts as a session, not as a message).
 func (s *Sink) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.out.Bytes()
 	// The counter is rewritten after '\r'; read the last one.
-	i := bytes.LastIndex(b, []byte("msg="))
+	i := bytes.LastIndex(b, []byte("mesg="))
 	if i < 0 {
 		return 0
 	}

@@ -1,0 +1,250 @@
+// Command outbound measures kubemail's outbound throughput, from its queue to Postfix's
+// smtp-sink, side by side with a throwaway Postfix relaying the same load to the same sink.
+//
+// Everything runs on loopback, on addresses of a random 127.x.y.0/24 (test/relay/harness):
+//
+//   - a DNS server (miekg/dns) on .53 makes .9 the MX of sink.test;
+//   - smtp-sink (`smtp-sink -u nobody -c -M N IP:25 1000`) on .9 accepts and discards every
+//     message, and exits once it has received N, the load: the end of the measure (its running
+//     count is buffered in the pipe, so it is only read at the exit, to check it is N);
+//   - kubemail: `kubemail server` on .2 (port 25 and the rest) with --dns-resolver, a MailDomain
+//     a.test and a RelayPolicy trustedNetworks [127.0.0.0/8], so that a loopback client relays
+//     through its MX without AUTH; each message is fsynced into the queue before the 250, then
+//     delivered by MX lookup of sink.test;
+//   - postfix: a Postfix master run as root from a temp config_directory on .10:25, with
+//     relayhost [.9]:25 (the sink) and Postfix's default concurrency (20 per destination); each
+//     message is fsynced by cleanup(8) before the 250.
+//
+// For each server the same load is injected over SMTP: -messages messages (default 5000) of
+// -size bytes (10 KiB) from app@a.test to bob@sink.test, over -sessions concurrent sessions
+// (20) of go-smtp's client, several messages per connection, without TLS. The clock starts at
+// the first connection and stops when smtp-sink exits having received every message; the submission time
+// alone is printed too. Each side is bounded by -timeout (5 min). The ratio is kubemail's
+// delivery rate over Postfix's.
+//
+// Needs root (port 25, Postfix), /usr/sbin/smtp-sink and /usr/sbin/postfix (`make test-deps`).
+// BENCH_OUT_MESSAGES, BENCH_OUT_SESSIONS, BENCH_OUT_SIZE and BENCH_OUT_TIMEOUT override the
+// flag defaults; BENCH_OUT_SERVERS=kubemail or postfix runs one side only.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kubemail/kubemail/test/relay/harness"
+)
+
+type options struct {
+	kubemail string
+	messages int
+	sessions int
+	size     int
+	timeout  time.Duration
+	servers  []string
+}
+
+type result struct {
+	server    string
+	submitted time.Duration // until the last 250
+	delivered time.Duration // until smtp-sink counted every message
+	accepted  int
+	err       error
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.kubemail, "kubemail", "bin/kubemail", "kubemail binary")
+	flag.IntVar(&o.messages, "messages", envInt("BENCH_OUT_MESSAGES", 5000), "messages per server")
+	flag.IntVar(&o.sessions, "sessions", envInt("BENCH_OUT_SESSIONS", 20), "concurrent SMTP sessions injecting the load")
+	flag.IntVar(&o.size, "size", envInt("BENCH_OUT_SIZE", 10240), "message size in bytes")
+	timeout := 5 * time.Minute
+	if d, err := time.ParseDuration(os.Getenv("BENCH_OUT_TIMEOUT")); err == nil {
+		timeout = d
+	}
+	flag.DurationVar(&o.timeout, "timeout", timeout, "bound of each server's run")
+	servers := flag.String("servers", envString("BENCH_OUT_SERVERS", "kubemail,postfix"), "servers to measure")
+	flag.Parse()
+	o.servers = strings.Split(*servers, ",")
+	if err := check(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/outbound:", err)
+		os.Exit(1)
+	}
+
+	dns, err := harness.StartDNS(harness.IP(53) + ":53")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/outbound:", err)
+		os.Exit(1)
+	}
+	defer dns.Stop()
+	dns.SetMX("sink.test", "mx.sink.test", harness.IP(9))
+
+	fmt.Printf("outbound: %d messages of %d bytes, %d sessions, into the server, relayed to smtp-sink (loopback %s.0/24)\n",
+		o.messages, o.size, o.sessions, harness.Net)
+	var results []result
+	for _, s := range o.servers {
+		var r result
+		switch s {
+		case "kubemail":
+			r = runKubemail(o, dns)
+		case "postfix":
+			r = runPostfix(o)
+		default:
+			r = result{server: s, err: fmt.Errorf("unknown server %q", s)}
+		}
+		report(o, r)
+		results = append(results, r)
+	}
+	failed := false
+	rates := map[string]float64{}
+	for _, r := range results {
+		if r.err != nil {
+			failed = true
+			continue
+		}
+		rates[r.server] = float64(o.messages) / r.delivered.Seconds()
+	}
+	if k, p := rates["kubemail"], rates["postfix"]; k > 0 && p > 0 {
+		fmt.Printf("ratio kubemail/postfix: %.2fx (goal 1.5x)\n", k/p)
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func report(o options, r result) {
+	if r.err != nil {
+		fmt.Printf("%-9s FAILED: %v\n", r.server, r.err)
+		return
+	}
+	fmt.Printf("%-9s submitted in %6.2fs (%7.1f msg/s), all at the sink after %6.2fs: %7.1f msg/s\n", r.server,
+		r.submitted.Seconds(), float64(o.messages)/r.submitted.Seconds(), r.delivered.Seconds(), float64(o.messages)/r.delivered.Seconds())
+}
+
+func check(o options) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: it binds port 25 and runs Postfix")
+	}
+	for _, p := range []string{"/usr/sbin/smtp-sink", "/usr/sbin/postfix", o.kubemail} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("%w (`make build test-deps`)", err)
+		}
+	}
+	if o.messages <= 0 || o.sessions <= 0 {
+		return errors.New("-messages and -sessions must be positive")
+	}
+	return nil
+}
+
+// measure injects the load into addr and waits until the sink has counted it all.
+func measure(o options, name, addr string, sink *harness.Sink, deadline time.Time) result {
+	r := result{server: name}
+	load := &harness.Load{Addr: addr, From: "app@a.test", To: func(int) string { return "bob@sink.test" },
+		Tag: "bench", Messages: o.messages, Sessions: o.sessions, Size: o.size}
+	start := time.Now()
+	res := load.Run(deadline)
+	r.submitted = time.Since(start)
+	for _, ok := range res.Accepted {
+		if ok {
+			r.accepted++
+		}
+	}
+	if r.accepted != o.messages {
+		r.err = fmt.Errorf("%d of %d messages accepted; first errors: %v", r.accepted, o.messages, res.Errors)
+		return r
+	}
+	// smtp-sink exits once it has received every message (-M).
+	select {
+	case <-sink.Exited():
+		r.delivered = time.Since(start)
+	case <-time.After(time.Until(deadline)):
+		r.err = fmt.Errorf("smtp-sink did not receive all %d messages within %v", o.messages, o.timeout)
+		return r
+	}
+	if n := sink.Count(); n != o.messages {
+		r.err = fmt.Errorf("smtp-sink exited after %d messages, want %d", n, o.messages)
+	}
+	return r
+}
+
+func runKubemail(o options, dns *harness.DNS) (r result) {
+	deadline := time.Now().Add(o.timeout)
+	sink, err := harness.StartSink(harness.IP(9)+":25", o.messages)
+	if err != nil {
+		return result{server: "kubemail", err: err}
+	}
+	defer sink.Stop()
+	dir, err := os.MkdirTemp("", "kubemail-bench-outbound-")
+	if err != nil {
+		return result{server: "kubemail", err: err}
+	}
+	defer os.RemoveAll(dir)
+	if err := harness.WriteDomain(dir+"/manifests", "a.test", []harness.Mailbox{{Local: "alice", Password: "alice-password"}},
+		"{trustedNetworks: [127.0.0.0/8]}"); err != nil {
+		return result{server: "kubemail", err: err}
+	}
+	k := &harness.Kubemail{Bin: o.kubemail, IP: harness.IP(2), Hostname: "mx.a.test", Manifests: dir + "/manifests",
+		DataDir: dir + "/data", DNS: dns.Addr}
+	if err := k.Start(); err != nil {
+		return result{server: "kubemail", err: fmt.Errorf("%w\n%s", err, k.Logs())}
+	}
+	defer func() {
+		if err := k.Stop(); err != nil && r.err == nil {
+			r.err = fmt.Errorf("stopping kubemail: %w", err)
+		}
+	}()
+	r = measure(o, "kubemail", k.Addr(harness.SMTPPort), sink, deadline)
+	if r.err != nil {
+		r.err = fmt.Errorf("%w; last log lines:\n%s", r.err, tail(k.Logs(), 20))
+	}
+	return r
+}
+
+func runPostfix(o options) (r result) {
+	deadline := time.Now().Add(o.timeout)
+	sink, err := harness.StartSink(harness.IP(9)+":25", o.messages)
+	if err != nil {
+		return result{server: "postfix", err: err}
+	}
+	defer sink.Stop()
+	pf := &harness.Postfix{Addr: harness.IP(10) + ":25", Relayhost: "[" + harness.IP(9) + "]:25"}
+	if err := pf.Start(); err != nil {
+		return result{server: "postfix", err: err}
+	}
+	defer func() {
+		if err := pf.Stop(); err != nil && r.err == nil {
+			r.err = fmt.Errorf("stopping Postfix: %w", err)
+		}
+	}()
+	r = measure(o, "postfix", pf.Addr, sink, deadline)
+	if r.err != nil {
+		r.err = fmt.Errorf("%w; last log lines:\n%s", r.err, tail(pf.Log(), 20))
+	}
+	return r
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func envString(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
