@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
@@ -223,4 +225,36 @@ func policyReady(t *testing.T, ns, name string, status metav1.ConditionStatus, r
 		}
 		return condition(rp.Status.Conditions, rp.Generation, v1alpha1.ConditionReady, status, reason)
 	})
+}
+
+// TestDomainDeclaredTwice declares one domain in two MailDomains: the first by name serves it,
+// the second says why it does not, and renders nothing.
+func TestDomainDeclaredTwice(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	must(t, k8s.Create(ctx, mailDomain(ns, "a-twice", "twice.test")))
+	must(t, k8s.Create(ctx, mailDomain(ns, "b-twice", "Twice.Test.")))
+	md := &v1alpha1.MailDomain{}
+	eventually(t, "the second MailDomain is refused", func() error {
+		if err := get(ns, "b-twice", md); err != nil {
+			return err
+		}
+		if err := condition(md.Status.Conditions, md.Generation, v1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec"); err != nil {
+			return err
+		}
+		if msg := meta.FindStatusCondition(md.Status.Conditions, v1alpha1.ConditionReady).Message; !strings.Contains(msg, "spec.domain") {
+			return fmt.Errorf("message %q does not name spec.domain", msg)
+		}
+		return nil
+	})
+	eventually(t, "the first MailDomain serves it", func() error {
+		if err := get(ns, "a-twice", md); err != nil {
+			return err
+		}
+		return condition(md.Status.Conditions, md.Generation, v1alpha1.ConditionReady, metav1.ConditionFalse, controllers.ReasonPodsNotReady)
+	})
+	var sts appsv1.StatefulSet
+	if err := get(ns, "b-twice", &sts); err == nil {
+		t.Error("the refused MailDomain got a StatefulSet")
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -56,6 +57,15 @@ func TestPodContract(t *testing.T) {
 	must(t, sendMail(p.ports["smtp"], "postmaster@example.test", subject))
 	eventually(t, "alice reads the mail sent to postmaster over IMAP", func() error {
 		return imapFind(p.ports["imap"], "alice@example.test", "alice-password", subject)
+	})
+	// Bob submits with his password on 587 (STARTTLS, then AUTH); a wrong password is refused.
+	reply := "re: " + subject
+	must(t, submit(p.ports["submission"], "bob@example.test", "bob-password", "alice@example.test", reply))
+	if err := submit(p.ports["submission"], "bob@example.test", "alice-password", "alice@example.test", "nope"); err == nil {
+		t.Error("submission accepted bob with alice's password")
+	}
+	eventually(t, "alice reads bob's submitted mail", func() error {
+		return imapFind(p.ports["imap"], "alice@example.test", "alice-password", reply)
 	})
 
 	// A Mailbox applied now: the operator updates the ConfigMap and Secret, the kubelet syncs
@@ -136,6 +146,23 @@ func sendMail(addr, to, subject string) error {
 	return c.Quit()
 }
 
+// submit sends a message on the submission port as user, after STARTTLS and AUTH PLAIN.
+func submit(addr, user, password, to, subject string) error {
+	c, err := gosmtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", user, password)); err != nil {
+		return err
+	}
+	msg := "From: " + user + "\r\nTo: " + to + "\r\nSubject: " + subject + "\r\n\r\nSubmitted through the pod the operator rendered.\r\n"
+	if err := c.SendMail(user, []string{to}, strings.NewReader(msg)); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
 // imapFind logs in over STARTTLS and, if subject is not empty, looks for it in the INBOX.
 func imapFind(addr, user, password, subject string) error {
 	c, err := imapclient.DialStartTLS(addr, &imapclient.Options{TLSConfig: &tls.Config{InsecureSkipVerify: true}})
@@ -156,7 +183,9 @@ func imapFind(addr, user, password, subject string) error {
 	if sel.NumMessages == 0 {
 		return fmt.Errorf("the INBOX of %s is empty", user)
 	}
-	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Envelope: true}).Collect()
+	all := imap.SeqSet{}
+	all.AddRange(1, sel.NumMessages)
+	msgs, err := c.Fetch(all, &imap.FetchOptions{Envelope: true}).Collect()
 	if err != nil {
 		return err
 	}
