@@ -8,15 +8,14 @@ import (
 	kmbuilder "github.com/kubemail/kubemail/controllers/builder"
 )
 
-// Setup registers the field indexes and every reconciler with mgr. image is the mail server
-// image of MailDomains that name none (the operator's own).
+// Setup registers the field indexes and every reconciler with mgr. opts.Image is the mail
+// server image of MailDomains that name none (the operator's own).
 func Setup(ctx context.Context, mgr ctrl.Manager, opts kmbuilder.Options) error {
 	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	domains := &MailDomainReconciler{
 		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("kubemail-operator"),
 		Options:  opts,
 	}
