@@ -19,11 +19,13 @@
 // -size bytes (10 KiB) from app@a.test to bob@sink.test, over -sessions concurrent sessions
 // (20) of go-smtp's client, several messages per connection, without TLS. The clock starts at
 // the first connection and stops when smtp-sink exits having received every message; the submission time
-// alone is printed too. Each side is bounded by -timeout (5 min). The ratio is kubemail's
-// delivery rate over Postfix's.
+// alone is printed too. Each side is bounded by -timeout (5 min). The servers take turns for
+// -rounds rounds (3), each run from fresh directories and a fresh smtp-sink, and the ratio is
+// the median of kubemail's delivery rates over the median of Postfix's: on a shared machine one
+// run of either can be off by a factor of two.
 //
 // Needs root (port 25, Postfix), /usr/sbin/smtp-sink and /usr/sbin/postfix (`make test-deps`).
-// BENCH_OUT_MESSAGES, BENCH_OUT_SESSIONS, BENCH_OUT_SIZE and BENCH_OUT_TIMEOUT override the
+// BENCH_OUT_MESSAGES, BENCH_OUT_SESSIONS, BENCH_OUT_SIZE, BENCH_OUT_ROUNDS and BENCH_OUT_TIMEOUT override the
 // flag defaults; BENCH_OUT_SERVERS=kubemail or postfix runs one side only.
 package main
 
@@ -32,6 +34,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +49,7 @@ type options struct {
 	size     int
 	timeout  time.Duration
 	servers  []string
+	rounds   int
 }
 
 type result struct {
@@ -67,6 +71,7 @@ func main() {
 		timeout = d
 	}
 	flag.DurationVar(&o.timeout, "timeout", timeout, "bound of each server's run")
+	flag.IntVar(&o.rounds, "rounds", envInt("BENCH_OUT_ROUNDS", 3), "rounds, each server once per round, alternating")
 	servers := flag.String("servers", envString("BENCH_OUT_SERVERS", "kubemail,postfix"), "servers to measure")
 	flag.Parse()
 	o.servers = strings.Split(*servers, ",")
@@ -85,35 +90,59 @@ func main() {
 
 	fmt.Printf("outbound: %d messages of %d bytes, %d sessions, into the server, relayed to smtp-sink (loopback %s.0/24)\n",
 		o.messages, o.size, o.sessions, harness.Net)
-	var results []result
-	for _, s := range o.servers {
-		var r result
-		switch s {
-		case "kubemail":
-			r = runKubemail(o, dns)
-		case "postfix":
-			r = runPostfix(o)
-		default:
-			r = result{server: s, err: fmt.Errorf("unknown server %q", s)}
-		}
-		report(o, r)
-		results = append(results, r)
-	}
 	failed := false
-	rates := map[string]float64{}
-	for _, r := range results {
-		if r.err != nil {
-			failed = true
-			continue
+	rates := map[string][]float64{}
+	for round := 1; round <= o.rounds; round++ {
+		for _, s := range o.servers {
+			var r result
+			switch s {
+			case "kubemail":
+				r = runKubemail(o, dns)
+			case "postfix":
+				r = runPostfix(o)
+			default:
+				r = result{server: s, err: fmt.Errorf("unknown server %q", s)}
+			}
+			fmt.Printf("round %d: ", round)
+			report(o, r)
+			if r.err != nil {
+				failed = true
+				continue
+			}
+			rates[r.server] = append(rates[r.server], float64(o.messages)/r.delivered.Seconds())
 		}
-		rates[r.server] = float64(o.messages) / r.delivered.Seconds()
 	}
-	if k, p := rates["kubemail"], rates["postfix"]; k > 0 && p > 0 {
-		fmt.Printf("ratio kubemail/postfix: %.2fx (goal 1.5x)\n", k/p)
+	for _, s := range o.servers {
+		if len(rates[s]) > 0 {
+			fmt.Printf("%-9s median %7.1f msg/s over %d rounds %v\n", s, median(rates[s]), len(rates[s]), rounded(rates[s]))
+		}
+	}
+	if k, p := median(rates["kubemail"]), median(rates["postfix"]); k > 0 && p > 0 {
+		fmt.Printf("ratio kubemail/postfix (medians): %.2fx (goal 1.5x)\n", k/p)
 	}
 	if failed {
 		os.Exit(1)
 	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func rounded(v []float64) []int {
+	out := make([]int, len(v))
+	for i, x := range v {
+		out[i] = int(x + 0.5)
+	}
+	return out
 }
 
 func report(o options, r result) {

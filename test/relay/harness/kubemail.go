@@ -76,6 +76,8 @@ func (k *Kubemail) Start() error {
 	k.mu.Unlock()
 	cmd := exec.Command(k.Bin, args...)
 	cmd.Stdout, cmd.Stderr = k, k
+	// If this process dies (a test binary's timeout panic skips the cleanups), so does the server.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", k.Bin, err)
 	}

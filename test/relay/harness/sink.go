@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +41,7 @@ func StartSink(addr string, maxMessages int) (*Sink, error) {
 	}
 	s.cmd = exec.Command("/usr/sbin/smtp-sink", append(args, addr, "1000")...)
 	s.cmd.Stdout, s.cmd.Stderr = s, s
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting smtp-sink: %w", err)
 	}
