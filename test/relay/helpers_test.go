@@ -55,6 +55,10 @@ func (w *world) server(host int, domain, policy string, mailboxes ...harness.Mai
 	w.dns.SetMX(domain, "mx."+domain, k.IP)
 	t.Cleanup(func() {
 		k.Kill()
+		// A race-detector build (KUBEMAIL_BIN) reports data races on stderr as they happen.
+		if strings.Contains(k.Logs(), "WARNING: DATA RACE") {
+			t.Errorf("%s reported a data race", k.Hostname)
+		}
 		if t.Failed() {
 			logs := k.Logs()
 			if len(logs) > 20000 {
