@@ -7,17 +7,20 @@ import (
 	"github.com/kubemail/kubemail/api/v1alpha1"
 )
 
-// MailHost is the host name md's mail server announces and its MX record names.
-func MailHost(md *v1alpha1.MailDomain) string {
-	return "mail." + strings.ToLower(strings.TrimSuffix(md.Spec.Domain, "."))
+// DomainName is md's domain as the mail server knows it: lower case, no trailing dot.
+func DomainName(md *v1alpha1.MailDomain) string {
+	return strings.ToLower(strings.TrimSuffix(md.Spec.Domain, "."))
 }
+
+// MailHost is the host name md's mail server announces and its MX record names.
+func MailHost(md *v1alpha1.MailDomain) string { return "mail." + DomainName(md) }
 
 // DNSRecords are the records md's owner publishes: the MX pointing at the mail host (RFC 5321
 // 5.1), the mail host's addresses when the Service has external ones, SPF allowing the MX hosts
 // to send (RFC 7208), the DKIM key (RFC 6376 3.6.2) when there is one, and a DMARC policy that
 // starts by only reporting (RFC 7489 6.3), to be tightened once the reports look right.
 func DNSRecords(md *v1alpha1.MailDomain, dkimValue string, externalAddresses []string) []v1alpha1.DNSRecord {
-	domain := strings.ToLower(strings.TrimSuffix(md.Spec.Domain, ".")) + "."
+	domain := DomainName(md) + "."
 	host := MailHost(md) + "."
 	records := []v1alpha1.DNSRecord{{Name: domain, Type: "MX", Value: "10 " + host}}
 	var hostnames []string

@@ -16,6 +16,7 @@ import (
 const (
 	ManifestsDir = "/etc/kubemail/manifests"
 	TLSDir       = "/etc/kubemail/tls"
+	DKIMDir      = "/etc/kubemail/dkim"
 	DataDir      = "/var/lib/kubemail"
 	// Binary is the kubemail binary's path in the image (the Dockerfile puts it there).
 	Binary = "/kubemail"
@@ -121,6 +122,9 @@ func podSpec(md *v1alpha1.MailDomain, image string) corev1.PodSpec {
 		fmt.Sprintf("--health-addr=:%d", healthPort),
 		"--log-format=json",
 	}
+	// The operator's DKIM key, so that the server signs with the key whose record the
+	// MailDomain's status tells the user to publish (the server would otherwise make its own).
+	args = append(args, "--dkim-keys-dir="+DKIMDir, "--dkim-selector="+DKIMSelector)
 	if md.Spec.TLS != nil {
 		args = append(args, "--tls-cert="+TLSDir+"/"+corev1.TLSCertKey, "--tls-key="+TLSDir+"/"+corev1.TLSPrivateKeyKey)
 	}
@@ -149,7 +153,9 @@ func podSpec(md *v1alpha1.MailDomain, image string) corev1.PodSpec {
 		{Name: "manifests", MountPath: ManifestsDir, ReadOnly: true},
 		{Name: "data", MountPath: DataDir},
 		{Name: "tmp", MountPath: "/tmp"},
+		{Name: "dkim", MountPath: DKIMDir, ReadOnly: true},
 	}
+	keyMode := int32(0o440) // the private key: owner and fsGroup only
 	volumes := []corev1.Volume{
 		{Name: "manifests", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources: []corev1.VolumeProjection{
@@ -164,6 +170,11 @@ func podSpec(md *v1alpha1.MailDomain, image string) corev1.PodSpec {
 			},
 		}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "dkim", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName:  DKIMSecretName(md),
+			Items:       []corev1.KeyToPath{{Key: DKIMKeyKey, Path: DomainName(md) + ".key"}},
+			DefaultMode: &keyMode,
+		}}},
 	}
 	if md.Spec.TLS != nil {
 		mounts = append(mounts, corev1.VolumeMount{Name: "tls", MountPath: TLSDir, ReadOnly: true})

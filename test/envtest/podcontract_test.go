@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers"
 )
 
@@ -49,6 +50,23 @@ func TestPodContract(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("%s: %s", readyz, resp.Status)
+		}
+		return nil
+	})
+
+	// The server signs with the operator's DKIM key: the record it logs is the one the
+	// MailDomain's status says to publish.
+	md := &v1alpha1.MailDomain{}
+	must(t, get(ns, "example-test", md))
+	var dkimRecord string
+	for _, r := range md.Status.DNSRecords {
+		if strings.Contains(r.Name, "._domainkey.") {
+			dkimRecord = r.Value
+		}
+	}
+	eventually(t, "the server uses the operator's DKIM key", func() error {
+		if dkimRecord == "" || !strings.Contains(p.log.String(), `"txt":"`+dkimRecord+`"`) {
+			return fmt.Errorf("the server's log has no DKIM record %q", dkimRecord)
 		}
 		return nil
 	})
