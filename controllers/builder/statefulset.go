@@ -92,7 +92,15 @@ func BuildStatefulSet(md *v1alpha1.MailDomain, opts Options) (*appsv1.StatefulSe
 			PodManagementPolicy:                  appsv1.ParallelPodManagement,
 			PersistentVolumeClaimRetentionPolicy: &retention,
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: Labels(md)},
+				ObjectMeta: metav1.ObjectMeta{
+					Labels: Labels(md),
+					// The health listener also serves the server's Prometheus metrics.
+					Annotations: map[string]string{
+						"prometheus.io/scrape": "true",
+						"prometheus.io/port":   fmt.Sprint(healthPort),
+						"prometheus.io/path":   "/metrics",
+					},
+				},
 				Spec:       podSpec(md, image),
 			},
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
