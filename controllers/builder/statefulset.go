@@ -101,7 +101,7 @@ func BuildStatefulSet(md *v1alpha1.MailDomain, opts Options) (*appsv1.StatefulSe
 						"prometheus.io/path":   "/metrics",
 					},
 				},
-				Spec:       podSpec(md, image),
+				Spec: podSpec(md, image),
 			},
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
 				ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: SelectorLabels(md)},
