@@ -48,11 +48,12 @@ type queueRecord struct {
 	} `json:"rcpts"`
 }
 
-// While B is down the message waits in A's queue and is retried; once B is back it arrives,
-// exactly once.
+// While B is down the message waits in A's queue and is retried, alice gets one delay notice
+// (retry.delayWarningAfter); once B is back the message arrives, exactly once, and alice hears
+// nothing more.
 func TestQueuedWhileServerDown(t *testing.T) {
 	w := newWorld(t)
-	a := w.server(2, "a.test", "{retry: {initialInterval: 1s, maxInterval: 2s}}", alice)
+	a := w.server(2, "a.test", "{retry: {initialInterval: 1s, maxInterval: 2s, delayWarningAfter: 2s}}", alice)
 	b := w.server(3, "b.test", "", bob)
 	if err := b.Stop(); err != nil {
 		t.Fatalf("stopping B: %v", err)
@@ -61,7 +62,7 @@ func TestQueuedWhileServerDown(t *testing.T) {
 	if err := submit(a, alice, "a.test", "bob@b.test", "While you were down", "Hello again"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the message is queued and tried twice", func() error {
+	eventually(t, 30*time.Second, "the message is queued and tried three times", func() error {
 		ids := a.QueueIDs()
 		if len(ids) != 1 {
 			return fmt.Errorf("queue holds %v", ids)
@@ -74,11 +75,14 @@ func TestQueuedWhileServerDown(t *testing.T) {
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return fmt.Errorf("%w: %s", err, raw)
 		}
-		if rec.Attempts < 2 || len(rec.Rcpts) != 1 || rec.Rcpts[0].State != "pending" {
+		if rec.Attempts < 3 || len(rec.Rcpts) != 1 || rec.Rcpts[0].State != "pending" {
 			return fmt.Errorf("record %s", raw)
 		}
 		return nil
 	})
+	notice := waitInbox(t, a, alice, "a.test", 1, 10*time.Second)[0]
+	need(t, "alice's delay notice", notice, "multipart/report", "Final-Recipient: rfc822; bob@b.test", "Action: delayed",
+		"Status: 4.4.1", "Subject: While you were down")
 
 	if err := b.Start(); err != nil {
 		t.Fatal(err)
@@ -90,8 +94,8 @@ func TestQueuedWhileServerDown(t *testing.T) {
 	if msgs, err := inbox(b, bob, "b.test"); err != nil || len(msgs) != 1 {
 		t.Errorf("bob has %d messages (%v), want exactly 1", len(msgs), err)
 	}
-	if n := len(maildirFiles(a.Maildir("alice@a.test"))); n != 0 {
-		t.Errorf("alice got %d notices for a message that was delivered", n)
+	if n := len(maildirFiles(a.Maildir("alice@a.test"))); n != 1 {
+		t.Errorf("alice has %d notices, want only the one delay notice", n)
 	}
 }
 

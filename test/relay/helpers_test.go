@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	gosmtp "github.com/emersion/go-smtp"
+
 	"github.com/kubemail/kubemail/test/relay/harness"
 )
 
@@ -206,4 +208,21 @@ func need(t *testing.T, what, s string, wants ...string) {
 			t.Errorf("%s lacks %q:\n%s", what, w, s)
 		}
 	}
+}
+
+// sendPlain sends one message over SMTP without TLS or AUTH, as a server or an application on
+// a trusted network would.
+func sendPlain(addr, from string, rcpts []string, msg string) error {
+	c, err := gosmtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		return err
+	}
+	if err := c.SendMail(from, rcpts, strings.NewReader(msg)); err != nil {
+		return err
+	}
+	return c.Quit()
 }

@@ -106,3 +106,69 @@ func TestPostfixAsRemoteMX(t *testing.T) {
 		return nil
 	})
 }
+
+// A message from a remote sender (carol@c.test, whose MX is Postfix) relayed by A for a trusted
+// client, to one good and one unknown recipient at B and one local recipient: each good
+// recipient gets one copy, and the bounce for the unknown one travels by mail, from the null
+// sender, to carol's Maildir at Postfix. A failing message from the null sender bounces nowhere.
+func TestBounceToRemoteSender(t *testing.T) {
+	w := newWorld(t)
+	a := w.server(2, "a.test", "{trustedNetworks: [127.0.0.0/8]}", alice)
+	b := w.server(3, "b.test", "", bob)
+	pf := startPostfix(t, &harness.Postfix{Addr: harness.IP(4) + ":25", Mailboxes: []string{"carol@c.test"}})
+	w.dns.SetMX("c.test", "mx.c.test", harness.IP(4))
+
+	msg := "From: carol@c.test\r\nTo: bob@b.test, nobody@b.test, alice@a.test\r\nSubject: Three recipients\r\n" +
+		"Message-ID: <three@c.test>\r\n\r\nHello all\r\n"
+	if err := sendPlain(a.Addr("25"), "carol@c.test", []string{"bob@b.test", "nobody@b.test", "alice@a.test"}, msg); err != nil {
+		t.Fatalf("relaying through A from a trusted network: %v", err)
+	}
+	need(t, "bob's copy", waitInbox(t, b, bob, "b.test", 1, 30*time.Second)[0], "Subject: Three recipients")
+	need(t, "alice's copy", waitInbox(t, a, alice, "a.test", 1, 30*time.Second)[0], "Subject: Three recipients")
+	carol := pf.Maildir("carol@c.test")
+	var files []os.DirEntry
+	eventually(t, 30*time.Second, "carol's Maildir has the bounce", func() error {
+		files, _ = os.ReadDir(carol)
+		if len(files) != 1 {
+			return fmt.Errorf("%d files in %s", len(files), carol)
+		}
+		return nil
+	})
+	raw, err := os.ReadFile(carol + "/" + files[0].Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := string(raw)
+	need(t, "carol's bounce", dsn, "Return-Path: <>", "multipart/report", "Final-Recipient: rfc822; nobody@b.test",
+		"Action: failed", "Status: 5.1.1", "Subject: Three recipients")
+	if strings.Contains(dsn, "Final-Recipient: rfc822; bob@b.test") || strings.Contains(dsn, "Final-Recipient: rfc822; alice@a.test") {
+		t.Errorf("the bounce names recipients that got the message:\n%s", dsn)
+	}
+	waitQueueEmpty(t, a, 10*time.Second)
+
+	// The null sender: the failure is logged, nobody gets a notice.
+	bounce := "From: MAILER-DAEMON@c.test\r\nTo: nobody@b.test\r\nSubject: A bounce\r\n\r\nundeliverable\r\n"
+	if err := sendPlain(a.Addr("25"), "", []string{"nobody@b.test"}, bounce); err != nil {
+		t.Fatalf("relaying a bounce: %v", err)
+	}
+	eventually(t, 30*time.Second, "A logs the failed bounce", func() error {
+		if !strings.Contains(a.Logs(), "Dropped a failed notice without bouncing it") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	waitQueueEmpty(t, a, 10*time.Second)
+	// Queued at A: the message, carol's bounce, the null-sender message; no bounce of a bounce.
+	if n := strings.Count(a.Logs(), `msg="Queued message"`); n != 3 {
+		t.Errorf("A queued %d messages, want 3", n)
+	}
+	if files, _ := os.ReadDir(carol); len(files) != 1 {
+		t.Errorf("carol has %d messages, want only the first bounce", len(files))
+	}
+	if n := len(maildirFiles(a.Maildir("alice@a.test"))); n != 1 {
+		t.Errorf("alice has %d messages, want 1", n)
+	}
+	if n := len(maildirFiles(b.Maildir("bob@b.test"))); n != 1 {
+		t.Errorf("bob has %d messages, want 1", n)
+	}
+}
