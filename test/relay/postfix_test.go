@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/smtp"
 	"os"
@@ -171,4 +172,56 @@ func TestBounceToRemoteSender(t *testing.T) {
 	if n := len(maildirFiles(b.Maildir("bob@b.test"))); n != 1 {
 		t.Errorf("bob has %d messages, want 1", n)
 	}
+}
+
+// The smarthost with tls: starttls (the default) must present a certificate A trusts: with
+// Postfix's certificate from an unknown CA the message waits in A's queue; once A trusts the CA
+// (SSL_CERT_FILE, Go's root store override) and is restarted, it goes through Postfix to B.
+func TestPostfixSmarthostSTARTTLS(t *testing.T) {
+	w := newWorld(t)
+	b := w.server(3, "b.test", "", bob)
+	w.dns.SetMX("b.test", "mx.elsewhere.test", harness.IP(99)) // nothing there: must not be used
+	w.dns.SetA("smarthost.test", harness.IP(10))
+	certs := testCA(t, []string{"smarthost.test"}, harness.IP(10))
+	startPostfix(t, &harness.Postfix{Addr: harness.IP(10) + ":25",
+		Transport: map[string]string{"b.test": "smtp:[" + b.IP + "]:25"},
+		Main: []string{"smtpd_tls_security_level = may", "smtpd_tls_cert_file = " + certs + "/cert.pem",
+			"smtpd_tls_key_file = " + certs + "/key.pem", "smtpd_tls_received_header = yes"}})
+	a := w.server(2, "a.test", "{smarthost: {host: smarthost.test, port: 25, tls: starttls}, retry: {initialInterval: 1s, maxInterval: 2s}}", alice)
+
+	if err := submit(a, alice, "a.test", "bob@b.test", "Over verified TLS", "Hello through Postfix"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the message waits: the smarthost's certificate is not trusted", func() error {
+		ids := a.QueueIDs()
+		if len(ids) != 1 {
+			return fmt.Errorf("queue holds %v", ids)
+		}
+		raw, err := a.QueueRecord(ids[0])
+		if err != nil {
+			return err
+		}
+		var rec queueRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return err
+		}
+		if rec.Attempts < 2 || rec.Rcpts[0].State != "pending" {
+			return fmt.Errorf("record %s", raw)
+		}
+		return nil
+	})
+	if n := len(maildirFiles(b.Maildir("bob@b.test"))); n != 0 {
+		t.Fatalf("bob got %d messages over an unverified smarthost", n)
+	}
+
+	if err := a.Stop(); err != nil {
+		t.Fatalf("stopping A: %v", err)
+	}
+	a.Env = []string{"SSL_CERT_FILE=" + certs + "/ca.pem"}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := waitInbox(t, b, bob, "b.test", 1, 30*time.Second)
+	need(t, "bob's copy", msgs[0], "Subject: Over verified TLS", "by postfix-"+harness.IP(10)+".localhost (Postfix) with ESMTPS")
+	waitQueueEmpty(t, a, 10*time.Second)
 }

@@ -67,6 +67,13 @@ func (d *DNS) SetMX(domain, host, ip string) {
 	d.a[dns.Fqdn(host)] = []netip.Addr{netip.MustParseAddr(ip)}
 }
 
+// SetA gives host the address ip.
+func (d *DNS) SetA(host, ip string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.a[dns.Fqdn(host)] = []netip.Addr{netip.MustParseAddr(ip)}
+}
+
 // ServeDNS answers one query.
 func (d *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	m := new(dns.Msg)

@@ -23,6 +23,7 @@ type Kubemail struct {
 	DataDir   string
 	DNS       string   // --dns-resolver
 	Flags     []string // more flags
+	Env       []string // more environment, e.g. SSL_CERT_FILE=ca.pem (Go's TLS roots)
 
 	mu      sync.Mutex
 	logs    bytes.Buffer // every run's stderr, appended
@@ -76,6 +77,7 @@ func (k *Kubemail) Start() error {
 	k.mu.Unlock()
 	cmd := exec.Command(k.Bin, args...)
 	cmd.Stdout, cmd.Stderr = k, k
+	cmd.Env = append(os.Environ(), k.Env...)
 	// If this process dies (a test binary's timeout panic skips the cleanups), so does the server.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
