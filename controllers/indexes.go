@@ -21,6 +21,8 @@ const (
 	indexMailboxSecret = "spec.passwordSecretRef.name"
 	// indexMailDomainTLSSecret indexes MailDomains by spec.tls.secretName.
 	indexMailDomainTLSSecret = "spec.tls.secretName"
+	// indexRelayPolicySecret indexes RelayPolicies by spec.smarthost.credentialsSecretRef.name.
+	indexRelayPolicySecret = "spec.smarthost.credentialsSecretRef.name"
 )
 
 // normalDomain is a domain as Resolve compares it: lower case, without a trailing dot.
@@ -53,6 +55,14 @@ func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 	if err := indexer.IndexField(ctx, &v1alpha1.Mailbox{}, indexMailboxDomain, func(o client.Object) []string {
 		if d := mailboxDomain(o.(*v1alpha1.Mailbox)); d != "" {
 			return []string{d}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := indexer.IndexField(ctx, &v1alpha1.RelayPolicy{}, indexRelayPolicySecret, func(o client.Object) []string {
+		if name := smarthostSecret(o.(*v1alpha1.RelayPolicy)); name != "" {
+			return []string{name}
 		}
 		return nil
 	}); err != nil {

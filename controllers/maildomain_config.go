@@ -47,9 +47,21 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 			objs.RelayPolicies = append(objs.RelayPolicies, p)
 		}
 	}
-	seen := map[string]bool{}
+	// The Secrets the objects reference: Mailboxes' passwords, smarthosts' credentials.
+	var refs []string
 	for _, mb := range mailboxes.Items {
-		name := mb.Spec.PasswordSecretRef.Name
+		refs = append(refs, mb.Spec.PasswordSecretRef.Name)
+	}
+	relayCreds := map[string]bool{}
+	for _, rp := range objs.RelayPolicies {
+		if name := smarthostSecret(&rp); name != "" {
+			refs = append(refs, name)
+			relayCreds[name] = true
+		}
+	}
+	seen := map[string]bool{}
+	var credentials []corev1.Secret
+	for _, name := range refs {
 		if name == "" || seen[name] {
 			continue
 		}
@@ -57,12 +69,15 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 		var s corev1.Secret
 		err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s)
 		if apierrors.IsNotFound(err) {
-			continue // Resolve reports the Mailbox
+			continue // Resolve reports the object that references it
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading Secret %s/%s: %w", ns, name, err)
 		}
 		objs.Secrets = append(objs.Secrets, s)
+		if relayCreds[name] {
+			credentials = append(credentials, s)
+		}
 	}
 	var current corev1.Secret
 	err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: builder.SecretName(md)}, &current)
@@ -97,9 +112,16 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 			dc.server.Mailboxes = append(dc.server.Mailboxes, mb)
 		}
 	}
+	inUse := map[string]bool{}
 	for _, rp := range objs.RelayPolicies {
 		if !rejected["RelayPolicy/"+rp.Name] {
 			dc.server.RelayPolicies = append(dc.server.RelayPolicies, rp)
+			inUse[smarthostSecret(&rp)] = true
+		}
+	}
+	for _, s := range credentials {
+		if inUse[s.Name] {
+			dc.server.RelayCredentials = append(dc.server.RelayCredentials, s)
 		}
 	}
 	sort.Slice(dc.rejected, func(i, j int) bool { return dc.rejected[i].Name < dc.rejected[j].Name })
@@ -121,4 +143,12 @@ func policyFor(rp v1alpha1.RelayPolicy, domain string) (v1alpha1.RelayPolicy, bo
 		}
 	}
 	return rp, false
+}
+
+// smarthostSecret is the name of rp's smarthost credentials Secret, "" if it has none.
+func smarthostSecret(rp *v1alpha1.RelayPolicy) string {
+	if sh := rp.Spec.Smarthost; sh != nil && sh.CredentialsSecretRef != nil {
+		return sh.CredentialsSecretRef.Name
+	}
+	return ""
 }

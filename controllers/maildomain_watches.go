@@ -18,11 +18,18 @@ func (r *MailDomainReconciler) domainsOfMailbox(ctx context.Context, obj client.
 	return r.domainsNamed(ctx, mb.Namespace, mailboxDomain(mb))
 }
 
-// domainsOfSecret maps a Secret to the MailDomains whose certificate it holds and to those of
-// the Mailboxes whose password it holds.
+// domainsOfSecret maps a Secret to the MailDomains whose certificate it holds, to those of the
+// Mailboxes whose password it holds, and to those of the RelayPolicies that log in with it.
 func (r *MailDomainReconciler) domainsOfSecret(ctx context.Context, obj client.Object) []reconcile.Request {
 	s := obj.(*corev1.Secret)
 	var reqs []reconcile.Request
+	var policies v1alpha1.RelayPolicyList
+	if err := r.List(ctx, &policies, client.InNamespace(s.Namespace), client.MatchingFields{indexRelayPolicySecret: s.Name}); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list the RelayPolicies of a Secret", "secret", client.ObjectKeyFromObject(s))
+	}
+	for i := range policies.Items {
+		reqs = append(reqs, r.domainsOfPolicy(ctx, &policies.Items[i])...)
+	}
 	var tlsUsers v1alpha1.MailDomainList
 	if err := r.List(ctx, &tlsUsers, client.InNamespace(s.Namespace), client.MatchingFields{indexMailDomainTLSSecret: s.Name}); err != nil {
 		log.FromContext(ctx).Error(err, "Failed to list the MailDomains of a TLS Secret", "secret", client.ObjectKeyFromObject(s))

@@ -27,9 +27,6 @@ const (
 	ReasonNoMailDomain = "NoMailDomain"
 )
 
-// indexRelayPolicySecret indexes RelayPolicies by spec.smarthost.credentialsSecretRef.name.
-const indexRelayPolicySecret = "spec.smarthost.credentialsSecretRef.name"
-
 // RelayPolicyReconciler reports each RelayPolicy's status: which MailDomains' config it is in,
 // and what is missing (a domain it names, its smarthost credentials). The MailDomainReconciler
 // puts it into those configs.
@@ -115,15 +112,7 @@ func (r *RelayPolicyReconciler) check(ctx context.Context, rp *v1alpha1.RelayPol
 
 // SetupWithManager watches RelayPolicies, the MailDomains they select and their smarthost
 // credentials Secrets.
-func (r *RelayPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.RelayPolicy{}, indexRelayPolicySecret, func(o client.Object) []string {
-		if sh := o.(*v1alpha1.RelayPolicy).Spec.Smarthost; sh != nil && sh.CredentialsSecretRef != nil {
-			return []string{sh.CredentialsSecretRef.Name}
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
+func (r *RelayPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.RelayPolicy{}, builder.WithPredicates(specOrMetadataChanged)).
 		Watches(&v1alpha1.MailDomain{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {

@@ -25,5 +25,5 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts kmbuilder.Options) error 
 	if err := (&MailboxReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&RelayPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(ctx, mgr)
+	return (&RelayPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)
 }

@@ -47,7 +47,12 @@ func sampleConfig() ServerConfig {
 		Mailboxes: []v1alpha1.Mailbox{mb("bob", "bob@example.test"), mb("alice", "alice@example.test", "postmaster@example.test")},
 		RelayPolicies: []v1alpha1.RelayPolicy{{
 			ObjectMeta: metav1.ObjectMeta{Name: "cluster-apps", Namespace: "mail"},
-			Spec:       v1alpha1.RelayPolicySpec{TrustedNetworks: []string{"10.0.0.0/8"}},
+			Spec: v1alpha1.RelayPolicySpec{TrustedNetworks: []string{"10.0.0.0/8"},
+				Smarthost: &v1alpha1.Smarthost{Host: "smtp.provider.example", CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "provider-login"}}},
+		}},
+		RelayCredentials: []corev1.Secret{{
+			ObjectMeta: metav1.ObjectMeta{Name: "provider-login", Namespace: "mail", ResourceVersion: "9"},
+			Data:       map[string][]byte{"username": []byte("relay-user"), "password": []byte("relay-pass"), "unrelated": []byte("x")},
 		}},
 		PasswordHashes: map[string]string{
 			// auth.Hash("alice-password") and auth.Hash("bob-password"), fixed for the golden files.
@@ -173,6 +178,11 @@ func TestManifestsResolve(t *testing.T) {
 	}
 	if len(rc.RelayPolicies) != 1 || rc.RelayPolicies[0].TrustedNetworks[0] != "10.0.0.0/8" {
 		t.Errorf("RelayPolicies = %+v", rc.RelayPolicies)
+	} else if sh := rc.RelayPolicies[0].Smarthost; sh == nil || sh.Username != "relay-user" || sh.Password != "relay-pass" {
+		t.Errorf("smarthost = %+v, want it with the credentials of Secret provider-login", sh)
+	}
+	if strings.Contains(string(secret.Data[PasswordsKey]), "unrelated") {
+		t.Error("a key of the credentials Secret other than username and password reached the pod")
 	}
 	if got := PasswordHashes(secret); got["alice"] != cfg.PasswordHashes["alice"] || len(got) != 2 {
 		t.Errorf("PasswordHashes read back %v", got)

@@ -31,6 +31,9 @@ type ServerConfig struct {
 	RelayPolicies []v1alpha1.RelayPolicy
 	// PasswordHashes maps a Mailbox's name to the argon2id or bcrypt hash of its password.
 	PasswordHashes map[string]string
+	// RelayCredentials are the Secrets the RelayPolicies' smarthosts log in with; their
+	// username and password keys go into passwords.yaml as they are.
+	RelayCredentials []corev1.Secret
 }
 
 // BuildConfigMap renders objects.yaml: the domain, its Mailboxes (passwordSecretRef pointing at
@@ -79,8 +82,9 @@ func BuildConfigMap(cfg ServerConfig) (*corev1.ConfigMap, error) {
 }
 
 // BuildSecret renders passwords.yaml: one Secret manifest with a key per Mailbox name holding its
-// password hash. Only Mailboxes in cfg.Mailboxes are written, so a deleted Mailbox's credentials
-// leave the server with the next update of the Secret.
+// password hash, then the smarthost credentials Secrets of the RelayPolicies. Only Mailboxes in
+// cfg.Mailboxes are written, so a deleted Mailbox's credentials leave the server with the next
+// update of the Secret.
 func BuildSecret(cfg ServerConfig) (*corev1.Secret, error) {
 	md := cfg.Domain
 	hashes := map[string]string{}
@@ -96,9 +100,26 @@ func BuildSecret(cfg ServerConfig) (*corev1.Secret, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: passwordsSecret, Namespace: md.Namespace},
 		StringData: hashes,
 	}
-	b, err := yaml.Marshal(inner)
-	if err != nil {
-		return nil, fmt.Errorf("rendering password hashes of MailDomain %s/%s: %w", md.Namespace, md.Name, err)
+	docs := []corev1.Secret{inner}
+	creds := append([]corev1.Secret(nil), cfg.RelayCredentials...)
+	sort.Slice(creds, func(i, j int) bool { return creds[i].Name < creds[j].Name })
+	for _, c := range creds {
+		docs = append(docs, corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: c.Namespace},
+			StringData: map[string]string{"username": string(c.Data["username"]), "password": string(c.Data["password"])},
+		})
+	}
+	var b []byte
+	for i, d := range docs {
+		y, err := yaml.Marshal(d)
+		if err != nil {
+			return nil, fmt.Errorf("rendering the Secrets of MailDomain %s/%s: %w", md.Namespace, md.Name, err)
+		}
+		if i > 0 {
+			b = append(b, "---\n"...)
+		}
+		b = append(b, y...)
 	}
 	return &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
@@ -111,8 +132,12 @@ func BuildSecret(cfg ServerConfig) (*corev1.Secret, error) {
 // PasswordHashes reads back the hashes BuildSecret wrote, so the operator can keep a hash while
 // the password it was made from is unchanged instead of re-hashing (and rewriting) on restart.
 func PasswordHashes(s *corev1.Secret) map[string]string {
+	if s == nil {
+		return nil
+	}
+	first, _, _ := bytes.Cut(s.Data[PasswordsKey], []byte("\n---\n")) // the hashes come first
 	var inner corev1.Secret
-	if s == nil || yaml.Unmarshal(s.Data[PasswordsKey], &inner) != nil {
+	if yaml.Unmarshal(first, &inner) != nil || inner.Name != passwordsSecret {
 		return nil
 	}
 	return inner.StringData

@@ -153,6 +153,18 @@ func TestRelayPolicyReachesTheDomainsItSelects(t *testing.T) {
 	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "relay-login"},
 		StringData: map[string]string{"username": "u", "password": "p"}}))
 	policyReady(t, ns, "relay", metav1.ConditionTrue, controllers.ReasonApplied)
+	eventually(t, "the smarthost and its credentials reach the server's config", func() error {
+		dir, err := serverDirectory(t, ns, "two")
+		if err != nil {
+			return err
+		}
+		for _, p := range dir.Config().RelayPolicies {
+			if p.Name == "relay" && p.Smarthost != nil && p.Smarthost.Username == "u" && p.Smarthost.Password == "p" {
+				return nil
+			}
+		}
+		return fmt.Errorf("policies %+v", dir.Config().RelayPolicies)
+	})
 	must(t, k8s.Delete(ctx, &v1alpha1.RelayPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "relay"}}))
 	must(t, k8s.Delete(ctx, &v1alpha1.RelayPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nowhere"}}))
 
