@@ -5,6 +5,18 @@
 // the test domains (each server gets --dns-resolver), Python's smtplib and imaplib as the users'
 // clients, go-smtp's client for loads, and Debian's Postfix as smarthost and as remote MX.
 //
+// What they show, each bounded in time and polled with deadlines:
+//   - delivery_test: submission at A reaches bob's IMAP INBOX at B over MX; a 550 at B comes back
+//     to alice as a DSN; with B down the message stays in A's queue, is retried, alice gets one
+//     delay notice, and it arrives once when B is back; lifetime expiry bounces with 5.4.7.
+//   - openrelay_test: every classic relay trick on A's MX gets a 5xx and nothing reaches B.
+//   - crash_test: SIGKILL (and SIGTERM) of A under a submission load of 2000 messages; every
+//     message that got a 250 reaches B; duplicates are counted and explained, not failed.
+//   - postfix_test: Postfix as A's smarthost (plain, and STARTTLS with a verified certificate),
+//     as remote MX (Maildir, 550 bounce), as sender into B, and as a remote sender's bounce
+//     destination; no bounce of a bounce.
+//   - msgauth_test: DKIM, SPF and DMARC pass at B for A's mail; a DMARC p=reject forgery is refused.
+//
 // The tests bind port 25 and run Postfix, so they need root; as a non-root user, or without
 // python3 or Postfix, they skip on a developer machine and fail under CI=true (`make test-deps`
 // installs Postfix).

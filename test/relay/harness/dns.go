@@ -11,7 +11,7 @@ import (
 	"github.com/miekg/dns"
 )
 
-// DNS is an authoritative server for every name on loopback: the MX and A records it is told,
+// DNS is an authoritative server for every name on loopback: the MX, A and TXT records it is told,
 // NXDOMAIN for names it knows nothing of, NODATA for other types.
 type DNS struct {
 	Addr string // host:port, UDP and TCP
@@ -19,13 +19,14 @@ type DNS struct {
 	mu  sync.Mutex
 	mx  map[string][]*net.MX
 	a   map[string][]netip.Addr
+	txt map[string][][]string // name -> records -> character-strings
 	udp *dns.Server
 	tcp *dns.Server
 }
 
 // StartDNS serves on addr (e.g. IP(53)+":53") over UDP and TCP.
 func StartDNS(addr string) (*DNS, error) {
-	d := &DNS{Addr: addr, mx: map[string][]*net.MX{}, a: map[string][]netip.Addr{}}
+	d := &DNS{Addr: addr, mx: map[string][]*net.MX{}, a: map[string][]netip.Addr{}, txt: map[string][][]string{}}
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("DNS: %w", err)
@@ -74,6 +75,20 @@ func (d *DNS) SetA(host, ip string) {
 	d.a[dns.Fqdn(host)] = []netip.Addr{netip.MustParseAddr(ip)}
 }
 
+// AddTXT adds a TXT record to name, split into character-strings of at most 255 octets
+// (RFC 6376 3.6.2.2 for long DKIM keys).
+func (d *DNS) AddTXT(name, value string) {
+	var strs []string
+	for len(value) > 255 {
+		strs = append(strs, value[:255])
+		value = value[255:]
+	}
+	strs = append(strs, value)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.txt[dns.Fqdn(name)] = append(d.txt[dns.Fqdn(name)], strs)
+}
+
 // ServeDNS answers one query.
 func (d *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	m := new(dns.Msg)
@@ -85,7 +100,8 @@ func (d *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		name := strings.ToLower(q.Name)
 		mxs, hasMX := d.mx[name]
 		ips, hasA := d.a[name]
-		if !hasMX && !hasA {
+		txts, hasTXT := d.txt[name]
+		if !hasMX && !hasA && !hasTXT {
 			m.Rcode = dns.RcodeNameError
 			continue
 		}
@@ -102,6 +118,12 @@ func (d *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 				h := hdr
 				h.Rrtype = dns.TypeA
 				m.Answer = append(m.Answer, &dns.A{Hdr: h, A: ip.AsSlice()})
+			}
+		case dns.TypeTXT:
+			for _, strs := range txts {
+				h := hdr
+				h.Rrtype = dns.TypeTXT
+				m.Answer = append(m.Answer, &dns.TXT{Hdr: h, Txt: strs})
 			}
 		}
 	}
