@@ -17,7 +17,7 @@ func MailHost(md *v1alpha1.MailDomain) string { return "mail." + DomainName(md) 
 
 // DNSRecords are the records md's owner publishes: the MX pointing at the mail host (RFC 5321
 // 5.1), the mail host's addresses when the Service has external ones, SPF allowing the MX hosts
-// to send (RFC 7208), the DKIM key (RFC 6376 3.6.2) when there is one, and a DMARC policy that
+// to send (RFC 7208, soft fail for others), the DKIM key (RFC 6376 3.6.2) when there is one, and a DMARC policy that
 // starts by only reporting (RFC 7489 6.3), to be tightened once the reports look right.
 func DNSRecords(md *v1alpha1.MailDomain, dkimValue string, externalAddresses []string) []v1alpha1.DNSRecord {
 	domain := DomainName(md) + "."
@@ -40,7 +40,10 @@ func DNSRecords(md *v1alpha1.MailDomain, dkimValue string, externalAddresses []s
 	if len(records) == 1 && len(hostnames) > 0 {
 		records = append(records, v1alpha1.DNSRecord{Name: host, Type: "CNAME", Value: hostnames[0]})
 	}
-	records = append(records, v1alpha1.DNSRecord{Name: domain, Type: "TXT", Value: "v=spf1 mx -all"})
+	// Soft fail (~all), not -all: mail leaves the cluster from its egress address, which is
+	// often not the Service's; DKIM (signed with this key) keeps DMARC aligned meanwhile. Add
+	// the egress addresses as ip4:/ip6: and tighten to -all once they are known.
+	records = append(records, v1alpha1.DNSRecord{Name: domain, Type: "TXT", Value: "v=spf1 mx ~all"})
 	if dkimValue != "" {
 		records = append(records, v1alpha1.DNSRecord{Name: DKIMSelector + "._domainkey." + domain, Type: "TXT", Value: dkimValue})
 	}

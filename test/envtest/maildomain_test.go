@@ -120,7 +120,7 @@ func TestSamplesBecomeAMailServer(t *testing.T) {
 	}
 	for key, want := range map[string]string{
 		"MX example.test.":                      "10 mail.example.test.",
-		"TXT example.test.":                     "v=spf1 mx -all",
+		"TXT example.test.":                     "v=spf1 mx ~all",
 		"TXT kubemail._domainkey.example.test.": wantDKIM,
 	} {
 		if records[key] != want {
