@@ -38,7 +38,13 @@ func runKubemail(o options, sessions int) result {
 	}
 	defer logFile.Close()
 
-	args := []string{"server",
+	dnsAddr, stopDNS, err := startDNS()
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer stopDNS()
+	args := []string{"server", "--dns-resolver", dnsAddr,
 		"--manifests", o.manifests, "--data-dir", dataDir, "--hostname", "mx.example.test",
 		"--smtp-addr", "127.0.0.1:0", "--submission-addr", "", "--submissions-addr", "",
 		"--imap-addr", "", "--imaps-addr", ""}
