@@ -1,5 +1,6 @@
-// Command kubemail is the one binary of kubemail: `kubemail server` runs a mail server, and
-// `kubemail manager` (to come) runs the Kubernetes operator that manages mail servers.
+// Command kubemail is the one binary of kubemail: `kubemail server` runs a mail server,
+// `kubemail manager` runs the Kubernetes operator that manages mail servers, and `kubemail
+// queue` inspects a running server's outbound queue.
 package main
 
 import (
@@ -11,6 +12,7 @@ const usage = `kubemail: a complete Internet mail system, run by a Kubernetes op
 
 Usage:
   kubemail server [flags]   serve SMTP and IMAP for the domains in a manifests directory
+  kubemail manager [flags]  run the Kubernetes operator that turns MailDomains into mail servers
   kubemail queue list|retry|delete [--data-dir DIR]
                             list, retry or delete the running server's queued outbound mail
   kubemail version          print the version
@@ -29,6 +31,8 @@ func main() {
 	switch os.Args[1] {
 	case "server":
 		os.Exit(runServer(os.Args[2:]))
+	case "manager":
+		os.Exit(runManager(os.Args[2:]))
 	case "queue":
 		os.Exit(runQueue(os.Args[2:]))
 	case "version", "--version":
