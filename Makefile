@@ -45,7 +45,7 @@ test-deps: ## Install what the tests need (Debian packages) where it is missing.
 	hack/install-test-deps.sh
 
 .PHONY: test
-test: test-deps vet unit e2e ## Vet, unit tests, then end-to-end tests with real clients.
+test: test-deps vet unit test-operator e2e ## Vet, unit tests, operator tests on envtest, then end-to-end tests with real clients.
 
 .PHONY: unit
 unit: ## Unit and package tests (everything but test/e2e).
@@ -66,10 +66,16 @@ bench: build test-deps ## smtp-source load into kubemail and a throwaway Postfix
 	$(GO) run ./bench -kubemail $(KUBEMAIL) -manifests config/samples \
 		-messages $(BENCH_MESSAGES) -sessions $(BENCH_SESSIONS)
 
+IMG ?= kubemail:dev
+
+.PHONY: docker-build
+docker-build: ## Build the container image $(IMG) (needs a Docker engine; none runs on the CI machines).
+	docker build -t $(IMG) --build-arg VERSION=$(shell git describe --always --dirty 2>/dev/null || echo dev) .
+
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRDs from api/.
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code from api/, then CRDs, RBAC and the chart's copies (manifests).
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
-	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(MAKE) manifests
 
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
@@ -95,6 +101,6 @@ clean: ## Remove build outputs (keeps cached tools in bin/ and mail under ./data
 
 .PHONY: help
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
 include hack/operator.mk
