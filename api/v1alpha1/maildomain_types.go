@@ -31,6 +31,10 @@ type MailDomainSpec struct {
 	// +kubebuilder:validation:Maximum=10000
 	MaxRecipients *int32 `json:"maxRecipients,omitempty"`
 
+	// DMARC says what the MX does with inbound mail that fails DMARC (RFC 7489).
+	// +optional
+	DMARC *DMARCPolicy `json:"dmarc,omitempty"`
+
 	// Image is the container image of the mail server pods. Defaults to the operator's own image,
 	// which carries the same kubemail binary.
 	// +optional
@@ -182,4 +186,24 @@ type MailDomainList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []MailDomain `json:"items"`
+}
+
+// DMARCOnReject is what happens to mail failing DMARC when its sender domain asks for p=reject.
+// +kubebuilder:validation:Enum=reject;deliver
+type DMARCOnReject string
+
+const (
+	// DMARCReject refuses the message with 550 5.7.1, as the sender domain asks.
+	DMARCReject DMARCOnReject = "reject"
+	// DMARCDeliver accepts it, recording dmarc=fail in Authentication-Results.
+	DMARCDeliver DMARCOnReject = "deliver"
+)
+
+// DMARCPolicy is how the MX treats DMARC results of inbound mail.
+type DMARCPolicy struct {
+	// OnReject is what happens to mail that fails DMARC when the sender domain publishes
+	// p=reject: "reject" (the default) refuses it with 550 5.7.1, "deliver" accepts it with
+	// dmarc=fail in its Authentication-Results header.
+	// +optional
+	OnReject DMARCOnReject `json:"onReject,omitempty"`
 }

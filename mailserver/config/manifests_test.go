@@ -15,7 +15,7 @@ const goodManifests = `
 apiVersion: mail.kubemail.io/v1alpha1
 kind: MailDomain
 metadata: {name: example-test}
-spec: {domain: Example.Test, maxMessageSize: 10Mi, maxRecipients: 5}
+spec: {domain: Example.Test, maxMessageSize: 10Mi, maxRecipients: 5, dmarc: {onReject: deliver}}
 ---
 # a comment-only document is skipped
 ---
@@ -50,7 +50,7 @@ func TestLoadManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Domain{Name: "example.test", MaxMessageSize: 10 << 20, MaxRecipients: 5}
+	want := Domain{Name: "example.test", MaxMessageSize: 10 << 20, MaxRecipients: 5, IgnoreDMARCReject: true}
 	if len(cfg.Domains) != 1 || cfg.Domains[0] != want {
 		t.Errorf("domains = %+v, want [%+v]", cfg.Domains, want)
 	}
@@ -112,6 +112,8 @@ func TestLoadManifestsErrors(t *testing.T) {
 		{"duplicate object", domain + domain, []string{"MailDomain default/d is declared again"}},
 		{"bad domain", "apiVersion: mail.kubemail.io/v1alpha1\nkind: MailDomain\nmetadata: {name: d}\nspec: {domain: 'exa mple.test'}\n",
 			[]string{`MailDomain "default/d"`, "spec.domain"}},
+		{"bad DMARC action", "apiVersion: mail.kubemail.io/v1alpha1\nkind: MailDomain\nmetadata: {name: d}\nspec: {domain: example.test, dmarc: {onReject: quarantine}}\n",
+			[]string{`MailDomain "default/d"`, "spec.dmarc.onReject", `"quarantine"`}},
 		{"no kind", "metadata: {name: x}\n", []string{"apiVersion and kind are required"}},
 		{"not yaml", "a: [1\n", []string{"bad.yaml (document 1)", "not valid YAML"}},
 	}

@@ -120,6 +120,16 @@ func (r *resolver) domain(md *v1alpha1.MailDomain) {
 		}
 		d.MaxRecipients = int(*n)
 	}
+	if p := md.Spec.DMARC; p != nil {
+		switch p.OnReject {
+		case "", v1alpha1.DMARCReject:
+		case v1alpha1.DMARCDeliver:
+			d.IgnoreDMARCReject = true
+		default:
+			fail("spec.dmarc.onReject", "%q is not one of reject, deliver", p.OnReject)
+			return
+		}
+	}
 	for _, other := range r.cfg.Domains {
 		if other.Name == name {
 			fail("spec.domain", "domain %q is already declared by another MailDomain", name)
