@@ -119,3 +119,36 @@ func TestLifetimeExpiryBounces(t *testing.T) {
 		"Status: 5.4.7", "Subject: Into the void")
 	waitQueueEmpty(t, a, 10*time.Second)
 }
+
+// A domain with a null MX (RFC 7505) and a domain that does not exist bounce at the first
+// attempt, without waiting for retries (RelayPolicy defaults: the first retry would be minutes
+// away).
+func TestUndeliverableDomainsBounceAtOnce(t *testing.T) {
+	w := newWorld(t)
+	a := w.server(2, "a.test", "", alice)
+	w.dns.SetNullMX("nomail.test")
+
+	if err := submit(a, alice, "a.test", "bob@nomail.test", "To a null MX", "x"); err != nil {
+		t.Fatal(err)
+	}
+	dsn := waitInbox(t, a, alice, "a.test", 1, 30*time.Second)[0]
+	need(t, "the null MX bounce", dsn, "Final-Recipient: rfc822; bob@nomail.test", "Action: failed", "Status: 5.1.10",
+		"Subject: To a null MX")
+	waitQueueEmpty(t, a, 10*time.Second)
+
+	if err := submit(a, alice, "a.test", "bob@nowhere.test", "To no domain", "x"); err != nil {
+		t.Fatal(err)
+	}
+	msgs := waitInbox(t, a, alice, "a.test", 2, 30*time.Second)
+	var found bool
+	for _, m := range msgs {
+		if strings.Contains(m, "Subject: To no domain") {
+			found = true
+			need(t, "the NXDOMAIN bounce", m, "Final-Recipient: rfc822; bob@nowhere.test", "Action: failed", "Status: 5.4.4")
+		}
+	}
+	if !found {
+		t.Errorf("no bounce for bob@nowhere.test among:\n%s", strings.Join(msgs, "\n----\n"))
+	}
+	waitQueueEmpty(t, a, 10*time.Second)
+}

@@ -68,6 +68,13 @@ func (d *DNS) SetMX(domain, host, ip string) {
 	d.a[dns.Fqdn(host)] = []netip.Addr{netip.MustParseAddr(ip)}
 }
 
+// SetNullMX gives domain the null MX (a single MX "." of preference 0, RFC 7505).
+func (d *DNS) SetNullMX(domain string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.mx[dns.Fqdn(domain)] = []*net.MX{{Host: ".", Pref: 0}}
+}
+
 // SetA gives host the address ip.
 func (d *DNS) SetA(host, ip string) {
 	d.mu.Lock()
