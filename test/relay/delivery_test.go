@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubemail/kubemail/test/relay/harness"
 )
 
 // alice@a.test submits to bob@b.test at server A; A finds B by its MX record and delivers over
@@ -96,6 +98,58 @@ func TestQueuedWhileServerDown(t *testing.T) {
 	}
 	if n := len(maildirFiles(a.Maildir("alice@a.test"))); n != 1 {
 		t.Errorf("alice has %d notices, want only the one delay notice", n)
+	}
+}
+
+// One message to recipients at two servers, one of them down: the one up gets it at once, the
+// retries go only to the other, and each gets exactly one copy.
+func TestPartialDeliveryRetriesOnlyThePending(t *testing.T) {
+	w := newWorld(t)
+	carol := harness.Mailbox{Local: "carol", Password: "carol-password"}
+	a := w.server(2, "a.test", "{retry: {initialInterval: 1s, maxInterval: 2s}}", alice)
+	b := w.server(3, "b.test", "", bob)
+	c := w.server(4, "c.test", "", carol)
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err := sendPlainAuth(a, alice, "a.test", []string{"bob@b.test", "carol@c.test"},
+		"From: alice@a.test\r\nTo: bob@b.test, carol@c.test\r\nSubject: To both\r\n\r\nHi both\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	need(t, "bob's copy", waitInbox(t, b, bob, "b.test", 1, 30*time.Second)[0], "Subject: To both")
+	eventually(t, 30*time.Second, "carol is pending after three attempts, bob delivered", func() error {
+		ids := a.QueueIDs()
+		if len(ids) != 1 {
+			return fmt.Errorf("queue holds %v", ids)
+		}
+		raw, err := a.QueueRecord(ids[0])
+		if err != nil {
+			return err
+		}
+		var rec queueRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return err
+		}
+		states := map[string]string{}
+		for _, r := range rec.Rcpts {
+			states[r.Addr] = r.State
+		}
+		if rec.Attempts < 3 || states["bob@b.test"] != "delivered" || states["carol@c.test"] != "pending" {
+			return fmt.Errorf("record %s", raw)
+		}
+		return nil
+	})
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	need(t, "carol's copy", waitInbox(t, c, carol, "c.test", 1, 30*time.Second)[0], "Subject: To both")
+	waitQueueEmpty(t, a, 10*time.Second)
+	if n := len(maildirFiles(b.Maildir("bob@b.test"))); n != 1 {
+		t.Errorf("bob has %d copies, want 1", n)
+	}
+	if n := len(maildirFiles(c.Maildir("carol@c.test"))); n != 1 {
+		t.Errorf("carol has %d copies, want 1", n)
 	}
 }
 

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/kubemail/kubemail/test/relay/harness"
@@ -219,6 +221,24 @@ func sendPlain(addr, from string, rcpts []string, msg string) error {
 	}
 	defer c.Close()
 	if err := c.Hello("client.test"); err != nil {
+		return err
+	}
+	if err := c.SendMail(from, rcpts, strings.NewReader(msg)); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// sendPlainAuth submits msg as user to several recipients with go-smtp's client (587, STARTTLS,
+// AUTH PLAIN).
+func sendPlainAuth(k *harness.Kubemail, user harness.Mailbox, domain string, rcpts []string, msg string) error {
+	c, err := gosmtp.DialStartTLS(k.Addr(harness.SubmissionPort), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	from := user.Local + "@" + domain
+	if err := c.Auth(sasl.NewPlainClient("", from, user.Password)); err != nil {
 		return err
 	}
 	if err := c.SendMail(from, rcpts, strings.NewReader(msg)); err != nil {
