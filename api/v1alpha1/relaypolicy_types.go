@@ -18,6 +18,19 @@ type RelayPolicySpec struct {
 	// +optional
 	Smarthost *Smarthost `json:"smarthost,omitempty"`
 
+	// Routes are static next hops for recipient domains, like Postfix's transport_maps: mail
+	// for a domain a route lists goes over SMTP to that route's host and port instead of the
+	// domain's MX hosts, and a route comes before the smarthost. STARTTLS is opportunistic, as
+	// towards MX hosts. Routes concern recipients, so they apply to all outbound mail of the
+	// servers the policy is in, whichever sender domains spec.domains names. A domain the server
+	// serves itself cannot be routed. When two policies route the same domain, the policy whose
+	// name sorts first wins. The operator adds a route for every other MailDomain in the
+	// cluster to its client Service, so mail between them stays inside the cluster.
+	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=atomic
+	Routes []Route `json:"routes,omitempty"`
+
 	// TrustedNetworks are CIDRs whose clients may send to any domain without authenticating,
 	// such as in-cluster applications. Empty means none: only authenticated users relay.
 	// +optional
@@ -33,6 +46,28 @@ type RelayPolicySpec struct {
 	// RateLimit bounds how fast one sender may submit mail.
 	// +optional
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+}
+
+// Route sends the mail for some recipient domains to one SMTP server.
+type Route struct {
+	// Domains are the recipient domains, such as b.example, whose mail takes this route.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern="^([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?[.])+[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$"
+	// +listType=set
+	Domains []string `json:"domains"`
+	// Host is the name or IP address of the SMTP server, such as
+	// kubemail-b.mail.svc.cluster.local.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host"`
+	// Port is the SMTP server's port; defaults to 25.
+	// +optional
+	// +kubebuilder:default=25
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
 }
 
 // SmarthostTLS is how the connection to a smarthost is secured.
