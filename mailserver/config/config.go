@@ -58,7 +58,10 @@ type RelayPolicy struct {
 	// TrustedNetworks are CIDRs whose clients may relay without AUTH.
 	TrustedNetworks []string   `json:"trustedNetworks,omitempty"`
 	Smarthost       *Smarthost `json:"smarthost,omitempty"`
-	Retry           Retry      `json:"retry,omitempty"`
+	// Routes are static next hops for recipient domains, for all outbound mail (whatever
+	// Domains says); none of them is a domain of ours.
+	Routes []Route `json:"routes,omitempty"`
+	Retry  Retry   `json:"retry,omitempty"`
 	// MessagesPerMinutePerSender bounds submissions per authenticated sender; 0 is no limit.
 	MessagesPerMinutePerSender int `json:"messagesPerMinutePerSender,omitempty"`
 }
@@ -71,6 +74,20 @@ type Smarthost struct {
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
 }
+
+// Route sends the mail for its recipient domains over SMTP to Host:Port instead of their MX
+// hosts (opportunistic STARTTLS, as towards MX hosts).
+type Route struct {
+	// Domains are recipient domains in lower case, without a trailing dot.
+	Domains []string `json:"domains"`
+	// Host is a host name or an IP address.
+	Host string `json:"host"`
+	// Port is 25 unless the RelayPolicy set another.
+	Port int `json:"port"`
+}
+
+// DefaultRoutePort is the port of a route that names none, SMTP's.
+const DefaultRoutePort = 25
 
 // Retry is a delivery schedule; a zero field takes the queue's default.
 type Retry struct {

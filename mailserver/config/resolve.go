@@ -283,6 +283,11 @@ func (r *resolver) relayPolicy(rp *v1alpha1.RelayPolicy) {
 		}
 		p.Smarthost = h
 	}
+	routes, ok := r.routes(rp.Spec.Routes, fail)
+	if !ok {
+		return
+	}
+	p.Routes = routes
 	if rt := rp.Spec.Retry; rt != nil {
 		for _, d := range []struct {
 			field string
