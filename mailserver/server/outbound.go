@@ -1,15 +1,36 @@
 package server
 
 import (
+	"net"
+	"strconv"
+
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/queue"
 )
 
-// routing is the outbound part of cfg for the delivery client: each RelayPolicy with a
-// smarthost, in the order of their names, sends the mail of its domains (all, if it names none).
+// routing is the outbound part of cfg for the delivery client, from the RelayPolicies in the
+// order of their names:
+//   - the routes of every policy fill the static map (recipient domain -> host:port), whatever
+//     sender domains the policy names; when two policies route the same domain, the first by
+//     name wins (the operator's own policy of in-cluster routes leaves out any domain a user's
+//     policy routes, so the user's route is the one taken);
+//   - each policy with a smarthost sends the mail of its domains (all, if it names none).
 func routing(cfg *config.Config) delivery.Routing {
 	var r delivery.Routing
+	for _, p := range cfg.RelayPolicies {
+		for _, rt := range p.Routes {
+			for _, d := range rt.Domains {
+				if _, taken := r.Static[d]; taken {
+					continue
+				}
+				if r.Static == nil {
+					r.Static = map[string]string{}
+				}
+				r.Static[d] = net.JoinHostPort(rt.Host, strconv.Itoa(rt.Port))
+			}
+		}
+	}
 	for _, p := range cfg.RelayPolicies {
 		if p.Smarthost == nil {
 			continue

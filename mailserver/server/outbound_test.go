@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
 )
 
@@ -144,4 +146,64 @@ func sendMailTo(addr, from, to string) error {
 		return err
 	}
 	return c.Quit()
+}
+
+// A RelayPolicy route sends the mail for b.test straight to server B: the DNS server A asks
+// has no records at all, so without the route the message would bounce (no MX, no address).
+func TestRouteReachesAnotherServerWithoutDNS(t *testing.T) {
+	dns := deliverytest.StartDNS(t) // empty: every name is NXDOMAIN
+	b := startServer(t, writeDomain(t, "b.test", "bob", "bob-password"), func(o *Options) { o.DNSResolver = dns.Addr })
+	bHost, bPort, _ := net.SplitHostPort(b.addrs["smtp"])
+	aManifests := writeDomain(t, "a.test", "alice", "alice-password")
+	policy := fmt.Sprintf(`apiVersion: mail.kubemail.io/v1alpha1
+kind: RelayPolicy
+metadata: {name: in-cluster}
+spec:
+  routes:
+  - {domains: [b.test], host: %q, port: %s}
+`, bHost, bPort)
+	if err := os.WriteFile(filepath.Join(aManifests, "policy.yaml"), []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startServer(t, aManifests, func(o *Options) { o.DNSResolver = dns.Addr })
+
+	c, err := gosmtp.DialTLS(a.addrs["submissions"], &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", "alice@a.test", "alice-password")); err != nil {
+		t.Fatalf("AUTH: %v", err)
+	}
+	msg := "From: alice@a.test\r\nTo: bob@b.test\r\nSubject: routed\r\n\r\nHello Bob\r\n"
+	if err := c.SendMail("alice@a.test", []string{"bob@b.test"}, strings.NewReader(msg)); err != nil {
+		t.Fatalf("submission: %v", err)
+	}
+	c.Quit()
+	if body := waitForMessages(t, b.addrs["imaps"], 1); !strings.Contains(body, "Subject: routed") || !strings.Contains(body, "Hello Bob") {
+		t.Errorf("bob's copy:\n%s", body)
+	}
+}
+
+// Routes from every policy reach the static map; the first policy by name wins a domain.
+func TestRoutingStaticMap(t *testing.T) {
+	cfg := &config.Config{RelayPolicies: []config.RelayPolicy{
+		{Name: "a-user", Domains: []string{"a.test"}, Routes: []config.Route{{Domains: []string{"b.test"}, Host: "relay.example", Port: 2525}}},
+		{Name: "kubemail-cluster-routes", Routes: []config.Route{
+			{Domains: []string{"b.test"}, Host: "b.mail.svc", Port: 25},
+			{Domains: []string{"c.test", "d.test"}, Host: "fd00::1", Port: 25},
+		}},
+		{Name: "smarthost", Smarthost: &config.Smarthost{Host: "smtp.provider.example", Port: 587, TLS: "starttls"}},
+	}}
+	r := routing(cfg)
+	want := map[string]string{"b.test": "relay.example:2525", "c.test": "[fd00::1]:25", "d.test": "[fd00::1]:25"}
+	if !reflect.DeepEqual(r.Static, want) {
+		t.Errorf("static = %v, want %v", r.Static, want)
+	}
+	if len(r.Smarthosts) != 1 || r.Smarthosts[0].Smarthost.Host != "smtp.provider.example" {
+		t.Errorf("smarthosts = %+v", r.Smarthosts)
+	}
+	if r := routing(&config.Config{}); r.Static != nil {
+		t.Errorf("no policies: static = %v", r.Static)
+	}
 }
