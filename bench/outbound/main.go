@@ -19,7 +19,15 @@
 // -size bytes (10 KiB) from app@a.test to bob@sink.test, over -sessions concurrent sessions
 // (20) of go-smtp's client, several messages per connection, without TLS. The clock starts at
 // the first connection and stops when smtp-sink exits having received every message; the submission time
-// alone is printed too. Each side is bounded by -timeout (5 min). The servers take turns for
+// alone is printed too.
+//
+// Then each server measures its queue alone (the drain): with no sink listening the same load
+// is injected again and every message tried once (kubemail: its "Attempted delivery" log lines;
+// Postfix: status=deferred in its log), then a fresh smtp-sink is started and the queue
+// retried at once (`kubemail queue retry --all` through the admin socket; `postqueue -f`),
+// and the clock runs from the retry until the sink has counted every message.
+//
+// Each side is bounded by -timeout (5 min). The servers take turns for
 // -rounds rounds (3), each run from fresh directories and a fresh smtp-sink, and the ratio is
 // the median of kubemail's delivery rates over the median of Postfix's: on a shared machine one
 // run of either can be off by a factor of two.
@@ -34,6 +42,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +65,7 @@ type result struct {
 	server    string
 	submitted time.Duration // until the last 250
 	delivered time.Duration // until smtp-sink counted every message
+	drained   time.Duration // the drain run: from the retry command until smtp-sink counted all
 	accepted  int
 	err       error
 }
@@ -91,7 +101,7 @@ func main() {
 	fmt.Printf("outbound: %d messages of %d bytes, %d sessions, into the server, relayed to smtp-sink (loopback %s.0/24)\n",
 		o.messages, o.size, o.sessions, harness.Net)
 	failed := false
-	rates := map[string][]float64{}
+	rates, drains := map[string][]float64{}, map[string][]float64{}
 	for round := 1; round <= o.rounds; round++ {
 		for _, s := range o.servers {
 			var r result
@@ -110,15 +120,18 @@ func main() {
 				continue
 			}
 			rates[r.server] = append(rates[r.server], float64(o.messages)/r.delivered.Seconds())
+			drains[r.server] = append(drains[r.server], float64(o.messages)/r.drained.Seconds())
 		}
 	}
 	for _, s := range o.servers {
 		if len(rates[s]) > 0 {
-			fmt.Printf("%-9s median %7.1f msg/s over %d rounds %v\n", s, median(rates[s]), len(rates[s]), rounded(rates[s]))
+			fmt.Printf("%-9s median %7.1f msg/s submission to sink %v; queue drain %7.1f msg/s %v (%d rounds)\n", s,
+				median(rates[s]), rounded(rates[s]), median(drains[s]), rounded(drains[s]), len(rates[s]))
 		}
 	}
 	if k, p := median(rates["kubemail"]), median(rates["postfix"]); k > 0 && p > 0 {
-		fmt.Printf("ratio kubemail/postfix (medians): %.2fx (goal 1.5x)\n", k/p)
+		fmt.Printf("ratio kubemail/postfix (medians): %.2fx submission to sink, %.2fx queue drain (goal 1.5x)\n",
+			k/p, median(drains["kubemail"])/median(drains["postfix"]))
 	}
 	if failed {
 		os.Exit(1)
@@ -150,8 +163,10 @@ func report(o options, r result) {
 		fmt.Printf("%-9s FAILED: %v\n", r.server, r.err)
 		return
 	}
-	fmt.Printf("%-9s submitted in %6.2fs (%7.1f msg/s), all at the sink after %6.2fs: %7.1f msg/s\n", r.server,
-		r.submitted.Seconds(), float64(o.messages)/r.submitted.Seconds(), r.delivered.Seconds(), float64(o.messages)/r.delivered.Seconds())
+	n := float64(o.messages)
+	fmt.Printf("%-9s submitted in %6.2fs (%6.1f msg/s), all at the sink after %6.2fs: %6.1f msg/s; queue drain %6.2fs: %6.1f msg/s\n",
+		r.server, r.submitted.Seconds(), n/r.submitted.Seconds(), r.delivered.Seconds(), n/r.delivered.Seconds(),
+		r.drained.Seconds(), n/r.drained.Seconds())
 }
 
 func check(o options) error {
@@ -227,10 +242,53 @@ func runKubemail(o options, dns *harness.DNS) (r result) {
 		}
 	}()
 	r = measure(o, "kubemail", k.Addr(harness.SMTPPort), sink, deadline)
+	if r.err == nil {
+		r.drained, r.err = drain(o, k.Addr(harness.SMTPPort), deadline,
+			func() int { return strings.Count(k.Logs(), `msg="Attempted delivery"`) },
+			exec.Command(o.kubemail, "queue", "retry", "--all", "--data-dir", k.DataDir))
+	}
 	if r.err != nil {
 		r.err = fmt.Errorf("%w; last log lines:\n%s", r.err, tail(k.Logs(), 20))
 	}
 	return r
+}
+
+// drain measures the queue alone: with no sink listening, the load is injected and every
+// message tried once (attempts counts the tries so far); then a sink is started and retry runs
+// (`kubemail queue retry --all`, `postqueue -f`); the clock runs from retry until the sink
+// has counted every message.
+func drain(o options, addr string, deadline time.Time, attempts func() int, retry *exec.Cmd) (time.Duration, error) {
+	base := attempts()
+	load := &harness.Load{Addr: addr, From: "app@a.test", To: func(int) string { return "bob@sink.test" },
+		Tag: "drain", Messages: o.messages, Sessions: o.sessions, Size: o.size}
+	res := load.Run(deadline)
+	if n := load.Accepted.Load(); n != int64(o.messages) {
+		return 0, fmt.Errorf("drain: %d of %d messages accepted; first errors: %v", n, o.messages, res.Errors)
+	}
+	for attempts()-base < o.messages {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("drain: %d of %d messages tried once within %v", attempts()-base, o.messages, o.timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	sink, err := harness.StartSink(harness.IP(9)+":25", o.messages)
+	if err != nil {
+		return 0, err
+	}
+	defer sink.Stop()
+	start := time.Now()
+	if out, err := retry.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("drain: %s: %w: %s", strings.Join(retry.Args, " "), err, out)
+	}
+	select {
+	case <-sink.Exited():
+	case <-time.After(time.Until(deadline)):
+		return 0, fmt.Errorf("drain: smtp-sink did not receive all %d messages within %v", o.messages, o.timeout)
+	}
+	if n := sink.Count(); n != o.messages {
+		return 0, fmt.Errorf("drain: smtp-sink exited after %d messages, want %d", n, o.messages)
+	}
+	return time.Since(start), nil
 }
 
 func runPostfix(o options) (r result) {
@@ -250,6 +308,11 @@ func runPostfix(o options) (r result) {
 		}
 	}()
 	r = measure(o, "postfix", pf.Addr, sink, deadline)
+	if r.err == nil {
+		r.drained, r.err = drain(o, pf.Addr, deadline,
+			func() int { return strings.Count(pf.Log(), "status=deferred") },
+			exec.Command("/usr/sbin/postqueue", "-c", pf.Etc, "-f"))
+	}
 	if r.err != nil {
 		r.err = fmt.Errorf("%w; last log lines:\n%s", r.err, tail(pf.Log(), 20))
 	}

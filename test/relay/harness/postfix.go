@@ -70,6 +70,7 @@ relayhost = {{relayhost}}
 
 const postfixMasterCF = `# service type  private unpriv  chroot  wakeup  maxproc command
 {{addr}} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
