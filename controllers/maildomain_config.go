@@ -124,25 +124,48 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 			dc.server.RelayCredentials = append(dc.server.RelayCredentials, s)
 		}
 	}
+	// Every MailDomain the operator watches, for the routes between them (builder.clusterRoutes).
+	var cluster v1alpha1.MailDomainList
+	if err := r.List(ctx, &cluster); err != nil {
+		return nil, fmt.Errorf("listing the cluster's MailDomains: %w", err)
+	}
+	dc.server.ClusterDomains = cluster.Items
 	sort.Slice(dc.rejected, func(i, j int) bool { return dc.rejected[i].Name < dc.rejected[j].Name })
 	return dc, nil
 }
 
 // policyFor returns rp as it applies to domain: a policy for all domains as it is, a policy that
 // lists domain narrowed to it (the other domains are other servers' business), ok=false if rp
-// does not select domain.
+// does not select domain. A route for domain itself is left out of domain's copy (a route that
+// is left with no domain goes): a policy routing mail to one of the domains it selects is
+// meant for the others' servers, and on domain's own server config.Resolve would refuse it.
 func policyFor(rp v1alpha1.RelayPolicy, domain string) (v1alpha1.RelayPolicy, bool) {
-	if len(rp.Spec.Domains) == 0 {
-		return rp, true
-	}
+	selected := len(rp.Spec.Domains) == 0
 	for _, d := range rp.Spec.Domains {
-		if normalDomain(d) == domain {
-			p := *rp.DeepCopy()
-			p.Spec.Domains = []string{domain}
-			return p, true
+		selected = selected || normalDomain(d) == domain
+	}
+	if !selected {
+		return rp, false
+	}
+	p := *rp.DeepCopy()
+	if len(p.Spec.Domains) > 0 {
+		p.Spec.Domains = []string{domain}
+	}
+	var routes []v1alpha1.Route
+	for _, rt := range p.Spec.Routes {
+		var kept []string
+		for _, d := range rt.Domains {
+			if normalDomain(d) != domain {
+				kept = append(kept, d)
+			}
+		}
+		if len(kept) > 0 {
+			rt.Domains = kept
+			routes = append(routes, rt)
 		}
 	}
-	return rp, false
+	p.Spec.Routes = routes
+	return p, true
 }
 
 // smarthostSecret is the name of rp's smarthost credentials Secret, "" if it has none.

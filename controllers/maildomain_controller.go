@@ -245,8 +245,8 @@ func (r *MailDomainReconciler) failed(ctx context.Context, st *domainState, phas
 // labels or annotations.
 var specOrMetadataChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
 
-// SetupWithManager watches MailDomains, their children, and the Mailboxes, Secrets and
-// RelayPolicies their config is made of.
+// SetupWithManager watches MailDomains, their children, the Mailboxes, Secrets and
+// RelayPolicies their config is made of, and the other MailDomains it routes to.
 func (r *MailDomainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.hashes == nil {
 		r.hashes = newPasswordHashes()
@@ -261,6 +261,9 @@ func (r *MailDomainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.Mailbox{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfMailbox)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfSecret)).
 		Watches(&v1alpha1.RelayPolicy{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfPolicy)).
+		// Each domain's config routes to every other MailDomain: a domain that comes or goes
+		// changes the others' ConfigMaps.
+		Watches(&v1alpha1.MailDomain{}, handler.EnqueueRequestsFromMapFunc(r.otherDomains), builder.WithPredicates(domainCameOrWent)).
 		Named("maildomain").
 		// Hashing new passwords is CPU-bound: let two domains hash at once.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).

@@ -6,7 +6,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
@@ -83,4 +85,36 @@ func (r *MailDomainReconciler) domainsNamed(ctx context.Context, ns, domain stri
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: md.Namespace, Name: md.Name}})
 	}
 	return reqs
+}
+
+// otherDomains maps a MailDomain to every other MailDomain, whose config has a route to it.
+func (r *MailDomainReconciler) otherDomains(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v1alpha1.MailDomainList
+	if err := r.List(ctx, &list); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list MailDomains")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, md := range list.Items {
+		if md.Namespace != obj.GetNamespace() || md.Name != obj.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: md.Namespace, Name: md.Name}})
+		}
+	}
+	return reqs
+}
+
+// domainCameOrWent passes what changes the routes to a MailDomain: its creation and deletion,
+// the start of its deletion, and a change of spec.domain (immutable in the CRD, but cheap to
+// follow). Status writes and other edits do not touch the other domains' configs.
+var domainCameOrWent = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		before, ok1 := e.ObjectOld.(*v1alpha1.MailDomain)
+		after, ok2 := e.ObjectNew.(*v1alpha1.MailDomain)
+		if !ok1 || !ok2 {
+			return false
+		}
+		return normalDomain(before.Spec.Domain) != normalDomain(after.Spec.Domain) ||
+			before.DeletionTimestamp.IsZero() != after.DeletionTimestamp.IsZero()
+	},
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }

@@ -139,6 +139,7 @@ type RelayPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name != 'kubemail-cluster-routes'",message="the name kubemail-cluster-routes is reserved for the routes the operator adds to each MailDomain's config"
 
 // RelayPolicy says how outbound mail is relayed and who may relay without authenticating.
 type RelayPolicy struct {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -48,8 +49,15 @@ func sampleConfig() ServerConfig {
 		RelayPolicies: []v1alpha1.RelayPolicy{{
 			ObjectMeta: metav1.ObjectMeta{Name: "cluster-apps", Namespace: "mail"},
 			Spec: v1alpha1.RelayPolicySpec{TrustedNetworks: []string{"10.0.0.0/8"},
-				Smarthost: &v1alpha1.Smarthost{Host: "smtp.provider.example", CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "provider-login"}}},
+				Smarthost: &v1alpha1.Smarthost{Host: "smtp.provider.example", CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "provider-login"}},
+				Routes:    []v1alpha1.Route{{Domains: []string{"legacy.example"}, Host: "mail.legacy.example", Port: 2525}}},
 		}},
+		// The cluster's MailDomains, this one among them: the others get a route each.
+		ClusterDomains: []v1alpha1.MailDomain{
+			{ObjectMeta: metav1.ObjectMeta{Name: "partners", Namespace: "mail"}, Spec: v1alpha1.MailDomainSpec{Domain: "partners.test"}},
+			*md,
+			{ObjectMeta: metav1.ObjectMeta{Name: "b-example", Namespace: "team-b"}, Spec: v1alpha1.MailDomainSpec{Domain: "B.Example"}},
+		},
 		RelayCredentials: []corev1.Secret{{
 			ObjectMeta: metav1.ObjectMeta{Name: "provider-login", Namespace: "mail", ResourceVersion: "9"},
 			Data:       map[string][]byte{"username": []byte("relay-user"), "password": []byte("relay-pass"), "unrelated": []byte("x")},
@@ -176,10 +184,15 @@ func TestManifestsResolve(t *testing.T) {
 	if bob := dir2.Mailbox("bob@example.test"); bob == nil || !auth.Verify(bob.PasswordHash, "bob-password") {
 		t.Errorf("bob@example.test = %+v, want a mailbox that bob-password logs into", bob)
 	}
-	if len(rc.RelayPolicies) != 1 || rc.RelayPolicies[0].TrustedNetworks[0] != "10.0.0.0/8" {
+	if len(rc.RelayPolicies) != 2 || rc.RelayPolicies[0].TrustedNetworks[0] != "10.0.0.0/8" {
 		t.Errorf("RelayPolicies = %+v", rc.RelayPolicies)
 	} else if sh := rc.RelayPolicies[0].Smarthost; sh == nil || sh.Username != "relay-user" || sh.Password != "relay-pass" {
 		t.Errorf("smarthost = %+v, want it with the credentials of Secret provider-login", sh)
+	} else if cr := rc.RelayPolicies[1]; cr.Name != ClusterRoutesPolicy || !reflect.DeepEqual(cr.Routes, []config.Route{
+		{Domains: []string{"b.example"}, Host: "b-example.team-b.svc", Port: 25},
+		{Domains: []string{"partners.test"}, Host: "partners.mail.svc", Port: 25},
+	}) {
+		t.Errorf("cluster routes = %+v", cr)
 	}
 	if strings.Contains(string(secret.Data[PasswordsKey]), "unrelated") {
 		t.Error("a key of the credentials Secret other than username and password reached the pod")

@@ -34,11 +34,16 @@ type ServerConfig struct {
 	// RelayCredentials are the Secrets the RelayPolicies' smarthosts log in with; their
 	// username and password keys go into passwords.yaml as they are.
 	RelayCredentials []corev1.Secret
+	// ClusterDomains are the MailDomains the operator sees in the cluster (Domain itself among
+	// them is skipped); objects.yaml routes mail for their domains to their client Services
+	// (see clusterRoutes).
+	ClusterDomains []v1alpha1.MailDomain
 }
 
 // BuildConfigMap renders objects.yaml: the domain, its Mailboxes (passwordSecretRef pointing at
-// the hashes in passwords.yaml) and its RelayPolicies, sorted by name so that the same input
-// always gives the same bytes and an unchanged config is never rewritten.
+// the hashes in passwords.yaml), its RelayPolicies and the operator's ClusterRoutesPolicy,
+// sorted by name so that the same input always gives the same bytes and an unchanged config is
+// never rewritten.
 func BuildConfigMap(cfg ServerConfig) (*corev1.ConfigMap, error) {
 	md := cfg.Domain
 	var docs [][]byte
@@ -67,6 +72,14 @@ func BuildConfigMap(cfg ServerConfig) (*corev1.ConfigMap, error) {
 		}
 	}
 	policies := append([]v1alpha1.RelayPolicy(nil), cfg.RelayPolicies...)
+	if rp := clusterRoutes(cfg); rp != nil {
+		for _, p := range policies {
+			if p.Name == rp.Name { // the CRD forbids the name; never write a config that fails to load
+				return nil, fmt.Errorf("RelayPolicy %s/%s has the name reserved for the operator's cluster routes", p.Namespace, p.Name)
+			}
+		}
+		policies = append(policies, *rp)
+	}
 	sort.Slice(policies, func(i, j int) bool { return policies[i].Name < policies[j].Name })
 	for _, rp := range policies {
 		if err := add(v1alpha1.RelayPolicy{TypeMeta: typeMeta("RelayPolicy"), ObjectMeta: manifestMeta(rp.ObjectMeta), Spec: rp.Spec}); err != nil {

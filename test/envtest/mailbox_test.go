@@ -174,7 +174,7 @@ func TestRelayPolicyReachesTheDomainsItSelects(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			policies := dir.Config().RelayPolicies
+			policies := userPolicies(dir.Config())
 			if d == "three" {
 				if len(policies) != 0 {
 					return fmt.Errorf("three.test got %+v", policies)
