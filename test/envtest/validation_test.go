@@ -39,6 +39,11 @@ func TestCRDValidation(t *testing.T) {
 			"spec.passwordSecretRef.key"},
 		{"trusted network not a CIDR", &v1alpha1.RelayPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad-cidr"},
 			Spec: v1alpha1.RelayPolicySpec{TrustedNetworks: []string{"10.0.0.0/8", "10.0.0.0/33"}}}, "trustedNetworks"},
+		{"route without domains", routePolicy(ns, "no-route-domains", v1alpha1.Route{Host: "relay.example"}), "spec.routes[0].domains"},
+		{"route without host", routePolicy(ns, "no-route-host", v1alpha1.Route{Domains: []string{"b.example"}}), "spec.routes[0].host"},
+		{"route port out of range", routePolicy(ns, "bad-route-port", v1alpha1.Route{Domains: []string{"b.example"}, Host: "h", Port: 65536}), "spec.routes[0].port"},
+		{"route domain not a domain", routePolicy(ns, "bad-route-domain", v1alpha1.Route{Domains: []string{"b example"}, Host: "h"}), "spec.routes[0].domains[0]"},
+		{"the operator's policy name", routePolicy(ns, "kubemail-cluster-routes", v1alpha1.Route{Domains: []string{"b.example"}, Host: "h"}), "reserved"},
 		{"ClusterIP with externalTrafficPolicy", &v1alpha1.MailDomain{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad-svc"},
 			Spec: v1alpha1.MailDomainSpec{Domain: "svc.test", Service: &v1alpha1.ServiceSpec{ExternalTrafficPolicy: "Local"}}},
 			"externalTrafficPolicy"},
@@ -90,6 +95,17 @@ func TestCRDValidation(t *testing.T) {
 
 	// Other fields still can.
 	must(t, mergePatch(mb, `{"spec":{"aliases":["{team}@upper.example.test","more@upper.example.test"]}}`))
+
+	// A route's port defaults to SMTP's.
+	rp := routePolicy(ns, "route", v1alpha1.Route{Domains: []string{"b.example"}, Host: "kubemail-b.mail.svc.cluster.local"})
+	must(t, k8s.Create(ctx, rp))
+	if got := rp.Spec.Routes[0].Port; got != 25 {
+		t.Errorf("spec.routes[0].port defaulted to %d, want 25", got)
+	}
+}
+
+func routePolicy(ns, name string, routes ...v1alpha1.Route) *v1alpha1.RelayPolicy {
+	return &v1alpha1.RelayPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.RelayPolicySpec{Routes: routes}}
 }
 
 // mergePatch sends a JSON merge patch of obj, as `kubectl patch --type merge` does.
