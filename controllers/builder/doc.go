@@ -9,7 +9,9 @@
 // The mail server pod runs `kubemail server --manifests /etc/kubemail/manifests`, the same
 // command that serves a directory of YAML on one machine. The operator writes that directory:
 // the ConfigMap holds objects.yaml (the MailDomain, its Mailboxes and the RelayPolicies that
-// apply to it, as the API returned them less status and server-set metadata) and the Secret
+// apply to it, as the API returned them less status and server-set metadata, plus the
+// operator's RelayPolicy kubemail-cluster-routes with a route per other MailDomain in the
+// cluster to its client Service; see clusterRoutes for what it leaves out) and the Secret
 // holds passwords.yaml, a Secret manifest with one argon2id hash per Mailbox; each Mailbox's
 // passwordSecretRef is rewritten to point at it. A projected volume lays both files in one
 // directory, the server resolves them with mailserver/config.Resolve exactly as it resolves a

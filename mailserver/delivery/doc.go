@@ -5,8 +5,8 @@
 //
 //  1. A domain we serve (config.Directory.Domain): local delivery into the mailbox through the
 //     Local deliverer (the store); an address with no mailbox fails with 550 5.1.1.
-//  2. A static route (Routing.Static: domain -> "host:port"), for the other MailDomains this
-//     server knows about (in Kubernetes, their Service; the operator fills the map). The host is
+//  2. A static route (Routing.Static: domain -> "host:port"), from the RelayPolicies' routes
+//     (in Kubernetes the operator adds one per other MailDomain, to its Service). The host is
 //     resolved with A/AAAA; STARTTLS is opportunistic.
 //  3. A smarthost (Routing.Smarthosts): the first rule whose SenderDomains holds the envelope
 //     sender's domain, or that has none (applies to all). TLS "starttls" (required, certificate
