@@ -3,6 +3,7 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -203,6 +204,35 @@ func TestUndeliverableDomainsBounceAtOnce(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no bounce for bob@nowhere.test among:\n%s", strings.Join(msgs, "\n----\n"))
+	}
+	waitQueueEmpty(t, a, 10*time.Second)
+}
+
+// A 20 MiB message goes through A's queue to B intact (the default limit is 25 MiB).
+func TestLargeMessage(t *testing.T) {
+	w := newWorld(t)
+	a := w.server(2, "a.test", "", alice)
+	b := w.server(3, "b.test", "", bob)
+	load := &harness.Load{Addr: a.Addr(harness.SubmissionPort), STARTTLS: true, Username: "alice@a.test", Password: alice.Password,
+		From: "alice@a.test", To: func(int) string { return "bob@b.test" }, Tag: "large", Messages: 1, Sessions: 1, Size: 20 << 20}
+	if res := load.Run(time.Now().Add(2 * time.Minute)); !res.Accepted[0] {
+		t.Fatalf("submitting 20 MiB: %v", res.Errors)
+	}
+	var files []string
+	eventually(t, 2*time.Minute, "bob has the large message", func() error {
+		if files = maildirFiles(b.Maildir("bob@b.test")); len(files) != 1 {
+			return fmt.Errorf("%d messages", len(files))
+		}
+		return nil
+	})
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+	_, sent, _ := strings.Cut(load.Message(0), "\r\n\r\n")
+	if body != sent {
+		t.Errorf("bob's body (%d bytes) differs from the one sent (%d bytes)", len(body), len(sent))
 	}
 	waitQueueEmpty(t, a, 10*time.Second)
 }

@@ -10,7 +10,8 @@
 //     to alice as a DSN; with B down the message stays in A's queue, is retried, alice gets one
 //     delay notice, and it arrives once when B is back; lifetime expiry bounces with 5.4.7; a
 //     null MX (5.1.10) and a domain that does not exist (5.4.4) bounce at the first attempt; with
-//     one of two destination servers down, retries go only to its recipient.
+//     one of two destination servers down, retries go only to its recipient; a 20 MiB message
+//     arrives intact.
 //   - openrelay_test: every classic relay trick on A's MX gets a 5xx and nothing reaches B.
 //   - crash_test: SIGKILL (and SIGTERM) of A under a submission load of 2000 messages; every
 //     message that got a 250 reaches B; duplicates are counted and explained, not failed.
