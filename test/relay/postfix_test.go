@@ -3,7 +3,6 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
-	"net/smtp"
 	"os"
 	"strings"
 	"testing"
@@ -55,13 +54,18 @@ func TestPostfixSmarthost(t *testing.T) {
 
 // Postfix as a remote MX for c.test: A delivers to it over DNS MX and Postfix's virtual(8)
 // writes the Maildir; a recipient Postfix refuses bounces to alice; and Postfix sends mail for
-// b.test to kubemail B's port 25, where bob reads it.
+// b.test to kubemail B's port 25, where bob reads it. Both directions use opportunistic
+// STARTTLS (kubemail's Go TLS against Postfix's OpenSSL, each way).
 func TestPostfixAsRemoteMX(t *testing.T) {
 	w := newWorld(t)
 	a := w.server(2, "a.test", "", alice)
 	b := w.server(3, "b.test", "", bob)
+	certs := testCA(t, []string{"mx.c.test"})
 	pf := startPostfix(t, &harness.Postfix{Addr: harness.IP(4) + ":25", Mailboxes: []string{"carol@c.test"},
-		Transport: map[string]string{"b.test": "smtp:[" + b.IP + "]:25"}})
+		Transport: map[string]string{"b.test": "smtp:[" + b.IP + "]:25"},
+		Main: []string{"smtpd_tls_security_level = may", "smtpd_tls_cert_file = " + certs + "/cert.pem",
+			"smtpd_tls_key_file = " + certs + "/key.pem", "smtpd_tls_received_header = yes",
+			"smtp_tls_security_level = may", "smtp_tls_loglevel = 1"}})
 	w.dns.SetMX("c.test", "mx.c.test", harness.IP(4))
 
 	// kubemail -> Postfix.
@@ -81,7 +85,8 @@ func TestPostfixAsRemoteMX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	need(t, "carol's copy", string(body), "Subject: To Postfix", "Hello Carol", "by mx.a.test", "Message-ID:")
+	need(t, "carol's copy", string(body), "Subject: To Postfix", "Hello Carol", "by mx.a.test", "Message-ID:",
+		"(using TLSv1.3", "with ESMTPS id")
 	waitQueueEmpty(t, a, 10*time.Second)
 
 	// Postfix refuses an unknown user (550 5.1.1): alice gets the bounce.
@@ -95,11 +100,11 @@ func TestPostfixAsRemoteMX(t *testing.T) {
 
 	// Postfix -> kubemail: a message injected into Postfix for bob@b.test.
 	msg := "From: carol@c.test\r\nTo: bob@b.test\r\nSubject: From Postfix\r\nMessage-ID: <pf-1@c.test>\r\n\r\nHello Bob from Carol\r\n"
-	if err := smtp.SendMail(pf.Addr, nil, "carol@c.test", []string{"bob@b.test"}, []byte(msg)); err != nil {
+	if err := sendPlain(pf.Addr, "carol@c.test", []string{"bob@b.test"}, msg); err != nil {
 		t.Fatalf("injecting into Postfix: %v", err)
 	}
 	got := waitInbox(t, b, bob, "b.test", 1, 30*time.Second)[0]
-	need(t, "bob's copy", got, "Subject: From Postfix", "Hello Bob from Carol", "(Postfix)", "by mx.b.test")
+	need(t, "bob's copy", got, "Subject: From Postfix", "Hello Bob from Carol", "(Postfix)", "by mx.b.test (kubemail) with ESMTPS")
 	eventually(t, 10*time.Second, "Postfix logs the delivery to B", func() error {
 		if !strings.Contains(pf.Log(), "to=<bob@b.test>, relay="+b.IP) || !strings.Contains(pf.Log(), "status=sent") {
 			return fmt.Errorf("no status=sent for bob@b.test yet")
