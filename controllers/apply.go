@@ -137,7 +137,7 @@ func appliedKeys(obj client.Object, field string) []string {
 			continue
 		}
 		var fields map[string]map[string]map[string]any
-		if json.Unmarshal(mf.FieldsV1.Raw, &fields) != nil {
+		if json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields) != nil {
 			continue
 		}
 		for k := range fields["f:metadata"][field] {

@@ -260,7 +260,6 @@ func TestConnectionLimit(t *testing.T) {
 		t.Fatalf("third connection greeted with %q, want 421 4.7.0", g)
 	}
 	c.Close()
-	imapConns := []net.Conn{}
 	for range 2 {
 		c, err := net.Dial("tcp", srv.addrs["imap"])
 		if err != nil {
@@ -268,7 +267,6 @@ func TestConnectionLimit(t *testing.T) {
 		}
 		defer c.Close()
 		greeting(c)
-		imapConns = append(imapConns, c)
 	}
 	c, _ = net.Dial("tcp", srv.addrs["imap"])
 	if g := greeting(c); !strings.HasPrefix(g, "* BYE [UNAVAILABLE]") {
@@ -294,7 +292,8 @@ func TestConnectionLimit(t *testing.T) {
 func TestPerAddressLimit(t *testing.T) {
 	l := newLimitListener(nil, 10, 2, "")
 	remote, local := netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("127.0.0.1")
-	if !l.acquire(remote) || !l.acquire(remote) || l.acquire(remote) {
+	first, second, third := l.acquire(remote), l.acquire(remote), l.acquire(remote)
+	if !first || !second || third {
 		t.Error("a remote client gets exactly 2 connections")
 	}
 	if !l.acquire(netip.MustParseAddr("192.0.2.8")) {

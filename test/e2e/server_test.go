@@ -264,19 +264,3 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
-
-// pollUntil retries cond until it holds or the deadline passes.
-func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %v: %s", what, timeout, detail)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
