@@ -1,12 +1,17 @@
 package relay
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/kubemail/kubemail/test/relay/harness"
 )
@@ -235,4 +240,30 @@ func TestLargeMessage(t *testing.T) {
 		t.Errorf("bob's body (%d bytes) differs from the one sent (%d bytes)", len(body), len(sent))
 	}
 	waitQueueEmpty(t, a, 10*time.Second)
+}
+
+// RelayPolicy rateLimit: alice may submit 3 messages a minute, over 587 and 465 together; the
+// fourth MAIL gets 450 4.7.1.
+func TestSendingRateLimit(t *testing.T) {
+	w := newWorld(t)
+	a := w.server(2, "a.test", "{rateLimit: {messagesPerMinutePerSender: 3}}", alice)
+	w.server(3, "b.test", "", bob)
+	for i := range 3 {
+		if err := submit(a, alice, "a.test", "bob@b.test", fmt.Sprintf("Message %d", i), "x"); err != nil {
+			t.Fatalf("message %d within the limit: %v", i, err)
+		}
+	}
+	c, err := gosmtp.DialTLS(a.Addr(harness.SubmissionsPort), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", "alice@a.test", alice.Password)); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Mail("alice@a.test", nil)
+	var serr *gosmtp.SMTPError
+	if !errors.As(err, &serr) || serr.Code != 450 || serr.EnhancedCode != (gosmtp.EnhancedCode{4, 7, 1}) {
+		t.Errorf("the fourth MAIL on 465: %v, want 450 4.7.1", err)
+	}
 }

@@ -11,8 +11,9 @@
 //     delay notice, and it arrives once when B is back; lifetime expiry bounces with 5.4.7; a
 //     null MX (5.1.10) and a domain that does not exist (5.4.4) bounce at the first attempt; with
 //     one of two destination servers down, retries go only to its recipient; a 20 MiB message
-//     arrives intact.
-//   - openrelay_test: every classic relay trick on A's MX gets a 5xx and nothing reaches B.
+//     arrives intact; RelayPolicy rateLimit gives the fourth MAIL of a minute 450 4.7.1.
+//   - openrelay_test: every classic relay trick on A's MX gets a 5xx and nothing reaches B,
+//     while a client on a trusted network address does relay.
 //   - crash_test: SIGKILL (and SIGTERM) of A under a submission load of 2000 messages; every
 //     message that got a 250 reaches B; duplicates are counted and explained, not failed.
 //   - postfix_test: Postfix as A's smarthost (plain, and STARTTLS with a verified certificate),

@@ -3,6 +3,8 @@ package relay
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +16,13 @@ import (
 
 // A's MX, to a client that neither authenticated nor is in a trusted network, relays nothing:
 // every classic trick gets a 5xx and nothing reaches B. Mail for A's own users from anyone is
-// accepted: that is what an MX is for.
+// accepted: that is what an MX is for. A does have trusted networks (10.0.0.0/8 and one
+// loopback address, .66), and a client on .66 does relay: the refusals are not for want of a
+// policy.
 func TestNoOpenRelay(t *testing.T) {
 	w := newWorld(t)
-	a := w.server(2, "a.test", "", alice)
+	trusted := harness.IP(66)
+	a := w.server(2, "a.test", fmt.Sprintf("{trustedNetworks: [10.0.0.0/8, %s/32]}", trusted), alice)
 	b := w.server(3, "b.test", "", bob)
 	w.dns.SetMX("c.test", "mx.c.test", harness.IP(4))
 
@@ -97,11 +102,19 @@ func TestNoOpenRelay(t *testing.T) {
 		t.Errorf("alice has %d messages after the 250, want 1", n)
 	}
 
-	// A control message through the front door: once it is at B and A's queue is empty, any
+	// A control message from the trusted address: once it is at B and A's queue is empty, any
 	// message a trick had slipped into the queue would have been sent before or with it.
-	if err := submit(a, alice, "a.test", "bob@b.test", "Control", "the only one"); err != nil {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(trusted)}, Timeout: 10 * time.Second}
+	conn, err := d.Dial("tcp", a.Addr("25"))
+	if err != nil {
 		t.Fatal(err)
 	}
+	tc := gosmtp.NewClient(conn)
+	defer tc.Close()
+	if err := tc.SendMail("app@a.test", []string{"bob@b.test"}, strings.NewReader("Subject: Control\r\n\r\nthe only one\r\n")); err != nil {
+		t.Fatalf("relaying from the trusted address %s: %v", trusted, err)
+	}
+	tc.Quit()
 	msgs := waitInbox(t, b, bob, "b.test", 1, 30*time.Second)
 	need(t, "bob's only message", msgs[0], "Subject: Control")
 	waitQueueEmpty(t, a, 10*time.Second)
