@@ -19,6 +19,7 @@
 //   - postfix_test: Postfix as A's smarthost (plain, and STARTTLS with a verified certificate),
 //     as remote MX (Maildir, 550 bounce), as sender into B, and as a remote sender's bounce
 //     destination; no bounce of a bounce.
+//   - queuecmd_test: `kubemail queue` list, delete and retry against the running server.
 //   - msgauth_test: DKIM, SPF and DMARC pass at B for A's mail; a DMARC p=reject forgery is refused.
 //
 // The tests bind port 25 and run Postfix, so they need root; as a non-root user, or without
