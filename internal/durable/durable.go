@@ -5,11 +5,15 @@
 package durable
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 )
+
+// ErrUnsupported is returned by WriteAnonymous where files without a name cannot be made.
+var ErrUnsupported = errors.New("anonymous files are not supported here")
 
 // SyncDir fsyncs a directory, making the entries created, renamed or removed in it durable.
 func SyncDir(dir string) error {

@@ -9,10 +9,20 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kubemail/kubemail/internal/durable"
 )
+
+// anonymousFiles says whether Deliver writes each message as a file without a name (O_TMPFILE)
+// that appears in new/ only once complete and durable, one link per mailbox; where that is not
+// supported it falls back to the Maildir tmp/ and rename. The anonymous file saves a directory
+// entry in tmp/ and its removal per message (journal work that concurrent fsyncs wait on) and
+// leaves nothing behind after a crash; in paired runs of 10 KiB deliveries on ext4 here it was
+// ahead in most (up to 1.7x at 10 writers), though the machine was too loaded for one figure.
+// Tests switch it off to cover the fallback.
+var anonymousFiles = true
 
 // Deliver writes one copy of the message, prefix followed by body, into the INBOX (new/) of each
 // mailbox address, all-or-nothing, and returns the size of one copy in bytes. When it returns nil
@@ -42,6 +52,57 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []string, prefix []byte, 
 	}
 
 	base := uniqueBase(time.Now())
+	if !anonymousFiles {
+		return s.deliverNamed(ctx, dirs, addrs, base, prefix, body)
+	}
+	f, size, err := durable.WriteAnonymous(filepath.Join(dirs[0], "tmp"), 0o600, prefix, body)
+	if errors.Is(err, durable.ErrUnsupported) {
+		return s.deliverNamed(ctx, dirs, addrs, base, prefix, body)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: deliver: %w", err)
+	}
+	defer f.Close()
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("store: deliver: %w", err)
+	}
+	name := withSize(base, size)
+	var finals []string
+	undo := func() {
+		for _, p := range finals {
+			os.Remove(p)
+		}
+	}
+	for _, dir := range dirs {
+		final := filepath.Join(dir, "new", name)
+		err := durable.Link(f, final)
+		if errors.Is(err, syscall.EXDEV) {
+			err = copyInto(f, final, size)
+		}
+		if err != nil {
+			undo()
+			return 0, fmt.Errorf("store: deliver: %w", err)
+		}
+		finals = append(finals, final)
+	}
+	return size, s.publish(dirs, addrs, undo)
+}
+
+// publish makes the new entries durable and tells IMAP sessions, or calls undo on failure.
+func (s *Store) publish(dirs, addrs []string, undo func()) error {
+	if err := s.syncNewDirs(dirs); err != nil {
+		undo()
+		return err
+	}
+	for _, a := range addrs {
+		s.notifyNewMail(a)
+	}
+	return nil
+}
+
+// deliverNamed is Deliver where files without a name cannot be made (NFS, non-Linux): the
+// Maildir way, tmp/ then rename into new/, hard links for the other mailboxes.
+func (s *Store) deliverNamed(ctx context.Context, dirs, addrs []string, base string, prefix []byte, body io.Reader) (int64, error) {
 	var tmps []string // tmp files made so far; removed on every return path
 	defer func() {
 		for _, t := range tmps {
@@ -66,7 +127,6 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []string, prefix []byte, 
 			}
 		}
 	}
-
 	name := withSize(base, size)
 	var finals []string
 	undo := func() {
@@ -82,15 +142,24 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []string, prefix []byte, 
 		}
 		finals = append(finals, final)
 	}
-	if err := s.syncNewDirs(dirs); err != nil {
-		undo()
+	if err := s.publish(dirs, addrs, undo); err != nil {
 		return 0, err
 	}
 	tmps = nil
-	for _, a := range addrs {
-		s.notifyNewMail(a)
-	}
 	return size, nil
+}
+
+// copyInto copies the anonymous file f into a new file at final (on another file system).
+func copyInto(f *os.File, final string, size int64) error {
+	tmp := filepath.Join(filepath.Dir(filepath.Dir(final)), "tmp", filepath.Base(final))
+	if _, err := durable.WriteNew(tmp, 0o600, nil, io.NewSectionReader(f, 0, size)); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // syncNewDirs fsyncs the new/ directory of every mailbox dir, in parallel when there are several.

@@ -42,7 +42,9 @@ func listDir(t *testing.T, dir string) []string {
 
 var maildirName = regexp.MustCompile(`^\d+\.M\d+P\d+Q\d+\.[^/:]+,S=(\d+)$`)
 
-func TestDeliverOneMailbox(t *testing.T) {
+func TestDeliverOneMailbox(t *testing.T) { bothWays(t, testDeliverOneMailbox) }
+
+func testDeliverOneMailbox(t *testing.T) {
 	s, data := openTestStore(t)
 	prefix := []byte("Received: from test\r\n")
 	body := "Subject: hi\r\n\r\nHello.\r\n"
@@ -75,7 +77,9 @@ func TestDeliverOneMailbox(t *testing.T) {
 	}
 }
 
-func TestDeliverSeveralMailboxes(t *testing.T) {
+func TestDeliverSeveralMailboxes(t *testing.T) { bothWays(t, testDeliverSeveralMailboxes) }
+
+func testDeliverSeveralMailboxes(t *testing.T) {
 	s, data := openTestStore(t)
 	addrs := []string{"alice@example.test", "bob@example.test", "carol@other.test"}
 	body := strings.Repeat("x", 100_000)
@@ -118,7 +122,9 @@ func (r *failingReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func TestDeliverAllOrNothing(t *testing.T) {
+func TestDeliverAllOrNothing(t *testing.T) { bothWays(t, testDeliverAllOrNothing) }
+
+func testDeliverAllOrNothing(t *testing.T) {
 	t.Run("body fails", func(t *testing.T) {
 		s, data := openTestStore(t)
 		_, err := s.Deliver(context.Background(), []string{"a@example.test", "b@example.test"}, nil, &failingReader{after: 5000})
@@ -287,4 +293,14 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// bothWays runs a delivery test with anonymous files and with the tmp/ and rename fallback.
+func bothWays(t *testing.T, test func(*testing.T)) {
+	t.Run("anonymous", test)
+	t.Run("named", func(t *testing.T) {
+		anonymousFiles = false
+		defer func() { anonymousFiles = true }()
+		test(t)
+	})
 }

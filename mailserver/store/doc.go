@@ -25,11 +25,14 @@
 //
 // # Delivery (Deliver)
 //
-// One copy per recipient mailbox is made all-or-nothing: the body is streamed once into a file in
-// the first mailbox's tmp/, fsynced, then hard-linked into every other mailbox's tmp/ (copied and
-// fsynced where linking fails, e.g. across file systems). Only when every tmp file exists is each
-// renamed into its new/; if a rename fails, the ones done are removed again. Finally the new/
-// directories are fsynced, so the renames are durable before Deliver returns nil. Directory fsyncs
+// One copy per recipient mailbox is made all-or-nothing: the body is streamed once into a file
+// without a name (O_TMPFILE) on the first mailbox's file system, fsynced, then linked into each
+// mailbox's new/ under its Maildir name (copied where linking fails across file systems); if a
+// link fails, the ones made are removed again. A message file thus appears complete or not at
+// all, and a crash leaves nothing half-written behind. Where such files are not supported (NFS,
+// non-Linux), the Maildir way is used: the body goes into the first mailbox's tmp/, is fsynced,
+// hard-linked into the other mailboxes' tmp/, and each is renamed into its new/. Finally the new/
+// directories are fsynced, so the entries are durable before Deliver returns nil. Directory fsyncs
 // are shared by concurrent deliveries (group commit): a caller waits for an fsync of the directory
 // that started after its rename, so none is ever skipped, but one fsync covers many messages.
 //
