@@ -39,3 +39,29 @@ func TestWriteNewAndReplace(t *testing.T) {
 		t.Error("SyncDir of a missing directory succeeded")
 	}
 }
+
+func TestWriteAnonymousAndLink(t *testing.T) {
+	dir := t.TempDir()
+	f, n, err := WriteAnonymous(dir, 0o600, []byte("head\n"), strings.NewReader("body\n"))
+	if err == ErrUnsupported {
+		t.Skip("no O_TMPFILE on this file system")
+	}
+	if err != nil || n != 10 {
+		t.Fatalf("WriteAnonymous = %d, %v", n, err)
+	}
+	defer f.Close()
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Fatalf("the anonymous file is visible before Link: %v", names)
+	}
+	for _, name := range []string{"a", "b"} {
+		if err := Link(f, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, name)); string(got) != "head\nbody\n" {
+			t.Errorf("%s holds %q", name, got)
+		}
+	}
+	if err := Link(f, filepath.Join(dir, "a")); err == nil {
+		t.Error("Link over an existing name succeeded")
+	}
+}
