@@ -104,3 +104,4 @@ help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
 include hack/operator.mk
+include hack/cluster.mk

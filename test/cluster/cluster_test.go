@@ -1,0 +1,183 @@
+//go:build cluster
+
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	namespace             = "kubemail-system" // the operator's, as the chart's README installs it
+	domain                = "example-test"    // config/samples: MailDomain example.test
+	mailHost              = "mail.example.test"
+	statefulSet, pod, pvc = domain, domain + "-0", "data-" + domain + "-0"
+)
+
+// TestMailSystem installs the chart, applies the samples, and uses the mail domain from the host:
+// SMTP to the MX port, submission with AUTH, IMAP with STARTTLS; then deletes the mail pod and
+// reads the same mail with the same UIDs from its successor on the same volume.
+func TestMailSystem(t *testing.T) {
+	e := newEnv(t)
+	swaks := lookPath(t, "swaks")
+	python := lookPath(t, "python3")
+	imapRead := filepath.Join(repoRoot, "test", "cluster", "testdata", "imap_read.py")
+	nonce := fmt.Sprint(time.Now().UnixNano())
+	mxSubject, subSubject := "MX delivery "+nonce, "Submission "+nonce
+
+	e.phase(t, "helm install, operator Ready", func(t *testing.T) {
+		run(t, e.helm, "install", "kubemail", "charts/kubemail", "--namespace", namespace, "--create-namespace",
+			"--wait", "--timeout", "3m")
+		e.k(t, "-n", namespace, "rollout", "status", "deployment/kubemail", "--timeout=2m")
+		e.k(t, "-n", namespace, "wait", "--for=condition=Ready", "pod",
+			"-l", "app.kubernetes.io/instance=kubemail,app.kubernetes.io/component=operator", "--timeout=2m")
+	})
+
+	e.phase(t, "apply samples, mail pod Ready", func(t *testing.T) {
+		e.k(t, "apply", "-f", "config/samples/")
+		e.k(t, "wait", "--for=condition=Ready", "maildomain/"+domain, "--timeout=2m")
+		e.k(t, "wait", "--for=condition=Ready", "mailboxes", "--all", "--timeout=2m")
+		e.k(t, "rollout", "status", "statefulset/"+statefulSet, "--timeout=2m")
+		e.k(t, "wait", "--for=condition=Ready", "pod/"+pod, "--timeout=2m")
+		e.k(t, "wait", "--for=jsonpath={.status.phase}=Bound", "pvc/"+pvc, "--timeout=1m")
+		table := e.k(t, "get", "maildomains,mailboxes")
+		t.Logf("kubectl get maildomains,mailboxes:\n%s", table)
+		for _, name := range []string{domain, "alice-example-test", "bob-example-test"} {
+			if !rowSays(table, name, "True") {
+				t.Errorf("kubectl get maildomains,mailboxes: %s is not Ready:\n%s", name, table)
+			}
+		}
+		types := e.jsonpath(t, "{.status.dnsRecords[*].type}", "get", "maildomain", domain)
+		for _, want := range []string{"MX", "TXT"} {
+			if !strings.Contains(" "+types+" ", " "+want+" ") {
+				t.Errorf("MailDomain status names DNS records of types %q, want a %s record", types, want)
+			}
+		}
+	})
+
+	svc := e.jsonpath(t, "{.spec.clusterIP}", "get", "service", domain)
+	caFile := filepath.Join(t.TempDir(), "server.pem")
+	var before inbox
+
+	e.phase(t, "SMTP and submission, then IMAP STARTTLS", func(t *testing.T) {
+		// The MX takes mail for a local mailbox from anyone (STARTTLS offered and used).
+		out := run(t, swaks, "--server", svc, "--port", "25", "--tls", "--helo", "client.remote.test",
+			"--from", "sender@remote.test", "--to", "alice@example.test", "--header", "Subject: "+mxSubject,
+			"--body", "Delivered through the MailDomain's Service.", "--timeout", "30")
+		requireAccepted(t, out, "MX delivery")
+		// Submission needs AUTH, after STARTTLS.
+		out = run(t, swaks, "--server", svc, "--port", "587", "--tls", "--auth", "PLAIN",
+			"--auth-user", "bob@example.test", "--auth-password", "bob-password", "--helo", "bob.example.test",
+			"--from", "bob@example.test", "--to", "alice@example.test", "--header", "Subject: "+subSubject,
+			"--body", "Submitted with AUTH.", "--timeout", "30")
+		requireReply(t, out, "235", "AUTH")
+		requireAccepted(t, out, "submission")
+		// The first contact accepts the server's certificate; every later one verifies it.
+		pem := run(t, python, imapRead, svc, "143", mailHost, "cert")
+		if err := os.WriteFile(caFile, []byte(pem), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "both messages in alice's INBOX", 30*time.Second, func() error {
+			out, err := runErr(python, imapRead, svc, "143", mailHost, "dump", "alice@example.test", "alice-password", caFile)
+			if err != nil {
+				return err
+			}
+			before = inbox{}
+			decode(t, out, &before)
+			for _, s := range []string{mxSubject, subSubject} {
+				if _, _, ok := before.bySubject(s); !ok {
+					return fmt.Errorf("no message %q in %+v", s, before.Messages)
+				}
+			}
+			return nil
+		})
+	})
+
+	e.phase(t, "delete the mail pod, mail and UIDs kept", func(t *testing.T) {
+		oldUID := e.jsonpath(t, "{.metadata.uid}", "get", "pod", pod)
+		volume := e.jsonpath(t, "{.spec.volumeName}", "get", "pvc", pvc)
+		e.k(t, "delete", "pod", pod, "--wait=true", "--timeout=2m")
+		eventually(t, "the StatefulSet recreates "+pod, 2*time.Minute, func() error {
+			uid, err := runErr(e.kubectl, "get", "pod", pod, "-o", "jsonpath={.metadata.uid}")
+			if err != nil {
+				return err
+			}
+			if uid == oldUID {
+				return fmt.Errorf("%s is still the old pod %s", pod, oldUID)
+			}
+			return nil
+		})
+		e.k(t, "wait", "--for=condition=Ready", "pod/"+pod, "--timeout=2m")
+		if v := e.jsonpath(t, "{.spec.volumeName}", "get", "pvc", pvc); v != volume {
+			t.Errorf("PVC %s is bound to %s after the restart, was %s", pvc, v, volume)
+		}
+		out := run(t, python, imapRead, svc, "143", mailHost, "dump", "alice@example.test", "alice-password", caFile)
+		var after inbox
+		decode(t, out, &after)
+		if after.UIDValidity != before.UIDValidity {
+			t.Errorf("UIDVALIDITY changed across the pod restart: %d -> %d", before.UIDValidity, after.UIDValidity)
+		}
+		for _, s := range []string{mxSubject, subSubject} {
+			uid0, sha0, _ := before.bySubject(s)
+			uid1, sha1, ok := after.bySubject(s)
+			switch {
+			case !ok:
+				t.Errorf("message %q is gone after the pod restart; INBOX: %+v", s, after.Messages)
+			case uid1 != uid0 || sha1 != sha0:
+				t.Errorf("message %q: UID %d sha256 %s before the restart, UID %d sha256 %s after", s, uid0, sha0, uid1, sha1)
+			}
+		}
+	})
+}
+
+// rowSays reports whether the table row of name has the column value want.
+func rowSays(table, name, want string) bool {
+	for _, line := range strings.Split(table, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && strings.HasSuffix(f[0], "/"+name) {
+			for _, c := range f[1:] {
+				if c == want {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// requireReply fails unless swaks saw a server reply with the code.
+func requireReply(t *testing.T, out, code, what string) {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimLeft(line, "<~ "), code+" ") && strings.HasPrefix(line, "<") {
+			return
+		}
+	}
+	t.Fatalf("%s: no %s reply; swaks output:\n%s", what, code, out)
+}
+
+// requireAccepted fails unless the server answered the end of DATA (the "." line) with 250.
+func requireAccepted(t *testing.T, out, what string) {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	for i, line := range lines[:len(lines)-1] {
+		if l := strings.TrimSpace(line); (l == "-> ." || l == "~> .") && strings.Contains(lines[i+1], " 250 ") {
+			return
+		}
+	}
+	t.Fatalf("%s: the message was not accepted; swaks output:\n%s", what, out)
+}
+
+func lookPath(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed (make test-deps): %v", name, err)
+	}
+	return p
+}
