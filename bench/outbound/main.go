@@ -18,23 +18,23 @@
 // For each server the same load is injected over SMTP: -messages messages (default 5000) of
 // -size bytes (10 KiB) from app@a.test to bob@sink.test, over -sessions concurrent sessions
 // (20) of go-smtp's client, several messages per connection, without TLS. The clock starts at
-// the first connection and stops when smtp-sink exits having received every message; the submission time
-// alone is printed too.
+// the first connection and stops when smtp-sink exits having received every message; the
+// submission time alone is printed too.
 //
 // Then each server measures its queue alone (the drain): with no sink listening the same load
 // is injected again and every message tried once (kubemail: its "Attempted delivery" log lines;
-// Postfix: status=deferred in its log), then a fresh smtp-sink is started and the queue
-// retried at once (`kubemail queue retry --all` through the admin socket; `postqueue -f`),
+// Postfix: status=deferred in its log), then a fresh smtp-sink is started and the queue retried
+// at once (`kubemail queue retry --all` through the admin socket, in memory; `postqueue -f`),
 // and the clock runs from the retry until the sink has counted every message.
 //
-// Each side is bounded by -timeout (5 min). The servers take turns for
-// -rounds rounds (3), each run from fresh directories and a fresh smtp-sink, and the ratio is
-// the median of kubemail's delivery rates over the median of Postfix's: on a shared machine one
-// run of either can be off by a factor of two.
+// Each side is bounded by -timeout (5 min). The servers take turns for -rounds rounds (3), each
+// from fresh directories and a fresh smtp-sink, and the ratios are of the medians of the
+// rates: on a shared machine one run of either can be off by a factor of two.
 //
 // Needs root (port 25, Postfix), /usr/sbin/smtp-sink and /usr/sbin/postfix (`make test-deps`).
-// BENCH_OUT_MESSAGES, BENCH_OUT_SESSIONS, BENCH_OUT_SIZE, BENCH_OUT_ROUNDS and BENCH_OUT_TIMEOUT override the
-// flag defaults; BENCH_OUT_SERVERS=kubemail or postfix runs one side only.
+// BENCH_OUT_MESSAGES, BENCH_OUT_SESSIONS, BENCH_OUT_SIZE, BENCH_OUT_ROUNDS and
+// BENCH_OUT_TIMEOUT override the flag defaults; BENCH_OUT_SERVERS=kubemail or postfix runs one
+// side only. The kubemail binary is -kubemail (bin/kubemail).
 package main
 
 import (
