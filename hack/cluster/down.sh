@@ -12,6 +12,14 @@ source "$(dirname "$0")/lib.sh"
 [[ -d $DIR ]] || { log "no cluster at $DIR"; exit 0; }
 start_time=$SECONDS
 
+# running PID: the process exists and is not a zombie (the daemons' parent, up.sh, is gone, and
+# whoever inherited them may reap them late).
+running() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	[[ ${stat##*) } != Z* ]]
+}
+
 # stop NAME SECONDS: SIGTERM the daemon of run/NAME.pid, SIGKILL it after SECONDS.
 stop() {
 	local name=$1 secs=$2 pid deadline
@@ -20,9 +28,10 @@ stop() {
 	rm -f "$DIR/run/$name.pid"
 	kill -TERM "$pid" 2>/dev/null || return 0
 	deadline=$((SECONDS + secs))
-	while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null && log "killed $name (pid $pid) after ${secs}s"
-	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	while running "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+	running "$pid" && kill -KILL "$pid" 2>/dev/null && log "killed $name (pid $pid) after ${secs}s"
+	while running "$pid"; do sleep 0.1; done
+	((SECONDS - deadline + secs < 2)) || log "stopped $name in $((SECONDS - deadline + secs))s"
 }
 
 # kill_cgroup_procs: SIGKILL every process in this cluster's kubepods cgroups (the pods).

@@ -13,10 +13,12 @@ NODE_IP=10.244.0.1
 POD_CIDR=10.244.0.0/24
 SERVICE_CIDR=10.96.0.0/16
 API_SERVICE_IP=10.96.0.1
+DNS_SERVICE_IP=10.96.0.10
 NODE_NAME=kubemail-node
 API_PORT=6443
 ETCD_PORT=23790 ETCD_PEER_PORT=23800 # not etcd's defaults, so a stray etcd cannot collide
 PAUSE_IMAGE=kubemail.local/pause:e2e
+COREDNS_IMAGE=kubemail.local/coredns:e2e
 STORAGE_CLASS=kubemail-local
 
 SOCK=$DIR/containerd/containerd.sock

@@ -13,7 +13,9 @@ for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube
 	[[ -x $KBIN/$b ]] || die "$KBIN/$b is missing: run hack/envtest.sh and hack/cluster/build.sh"
 done
 [[ -x $REPO/bin/cluster-provisioner ]] || die "$REPO/bin/cluster-provisioner is missing (make cluster-up builds it)"
-[[ -f $IMAGES/pause.tar ]] || die "$IMAGES/pause.tar is missing: run hack/images/build.sh"
+for i in pause coredns; do
+	[[ -f $IMAGES/$i.tar ]] || die "$IMAGES/$i.tar is missing: run hack/images/build.sh"
+done
 command -v containerd >/dev/null || die "containerd is missing: run hack/cluster/install-deps.sh"
 
 if [[ -e $DIR ]]; then
@@ -189,6 +191,10 @@ tlsCertFile: $pki/kubelet.crt
 tlsPrivateKeyFile: $pki/kubelet.key
 failSwapOn: false
 clusterDomain: cluster.local
+clusterDNS: [$DNS_SERVICE_IP]
+# Pods of dnsPolicy Default (CoreDNS) get no name server rather than the host's: no lookup
+# leaves the bridge.
+resolvConf: $DIR/etc/resolv.conf
 podLogsDir: $DIR/kubelet/pod-logs
 volumePluginDir: $DIR/kubelet/plugins
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
@@ -196,6 +202,7 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 EOC
+: >"$DIR/etc/resolv.conf"
 start kubelet "$KBIN/kubelet" --config "$DIR/etc/kubelet.yaml" --kubeconfig "$pki/kubelet.kubeconfig" \
 	--root-dir "$DIR/kubelet/root" --cert-dir "$DIR/pki/kubelet-generated" \
 	--hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
@@ -234,6 +241,10 @@ provisioner: kubemail.io/e2e-local
 reclaimPolicy: Delete
 volumeBindingMode: WaitForFirstConsumer
 EOC
+sed -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|; s|@COREDNS_IMAGE@|$COREDNS_IMAGE|" "$REPO/hack/cluster/coredns.yaml" |
+	kubectl apply -f - >/dev/null
+kubectl -n kube-system rollout status deployment/coredns --timeout=90s >/dev/null || die "CoreDNS did not become ready"
+log "CoreDNS is ready ($((SECONDS - start_time))s)"
 wait_for "the default ServiceAccount" 60 kubectl get serviceaccount default -n default
 wait_for "ConfigMap kube-root-ca.crt" 60 kubectl get configmap kube-root-ca.crt -n default
 log "cluster is up in $((SECONDS - start_time))s: export KUBECONFIG=$KUBECONFIG"

@@ -65,6 +65,7 @@ func TestMailSystem(t *testing.T) {
 	var before inbox
 
 	e.phase(t, "SMTP and submission, then IMAP STARTTLS", func(t *testing.T) {
+		e.waitServiceServes(t, domain, svc, pod)
 		// The MX takes mail for a local mailbox from anyone (STARTTLS offered and used).
 		out := run(t, swaks, "--server", svc, "--port", "25", "--tls", "--helo", "client.remote.test",
 			"--from", "sender@remote.test", "--to", "alice@example.test", "--header", "Subject: "+mxSubject,
@@ -113,6 +114,7 @@ func TestMailSystem(t *testing.T) {
 			return nil
 		})
 		e.k(t, "wait", "--for=condition=Ready", "pod/"+pod, "--timeout=2m")
+		e.waitServiceServes(t, domain, svc, pod)
 		if v := e.jsonpath(t, "{.spec.volumeName}", "get", "pvc", pvc); v != volume {
 			t.Errorf("PVC %s is bound to %s after the restart, was %s", pvc, v, volume)
 		}

@@ -3,14 +3,17 @@
 package cluster
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +127,45 @@ func eventually(t *testing.T, what string, within time.Duration, f func() error)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// waitServiceServes waits until the Service routes to the Ready pod as a client sees it: the
+// pod's IP is a ready endpoint of the Service, and a connection to the ClusterIP gets the IMAP
+// greeting. kube-proxy programs the new endpoint a moment after the pod turns Ready; until then
+// the ClusterIP refuses connections (no endpoints) — the race a user would hit right after a
+// rollout, so the test waits it out instead of sending into it.
+func (e *env) waitServiceServes(t *testing.T, service, clusterIP, pod string) {
+	t.Helper()
+	podIP := e.jsonpath(t, "{.status.podIP}", "get", "pod", pod)
+	eventually(t, "pod "+podIP+" a ready endpoint of Service "+service, time.Minute, func() error {
+		ips, err := runErr(e.kubectl, "get", "endpointslices", "-l", "kubernetes.io/service-name="+service,
+			"-o", "jsonpath={.items[*].endpoints[?(@.conditions.ready==true)].addresses[*]}")
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(strings.Fields(ips), podIP) {
+			return fmt.Errorf("ready endpoints %q", ips)
+		}
+		return nil
+	})
+	eventually(t, "an IMAP greeting through "+clusterIP+":143", 30*time.Second, func() error {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(clusterIP, "143"), 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(line, "* OK") {
+			return fmt.Errorf("greeting %q", line)
+		}
+		return nil
+	})
 }
 
 // inbox is what imap_read.py dump prints.
