@@ -47,9 +47,11 @@
 // retries of many messages spread out. The defaults are Postfix-like: 5 min, 10, 20, 40, 80,
 // 160, then every 4 h (Postfix: minimal_backoff_time 300 s, maximal_queue_lifetime 5 d). A
 // permanent failure (a 5xx reply, a null MX, a domain that does not exist) is never retried.
-// Recipients already delivered are never tried again; each attempt takes the pending ones. An
-// attempt cut short by shutdown (Run's context) is not counted, keeps only the final results it
-// got, and the message is tried at once after the restart. RetryNow makes a message due now;
+// Recipients already delivered are never tried again; each attempt takes the pending ones. When
+// Run's context ends, no new attempt starts and those under way get DrainTimeout (15 s) to
+// finish, since one cut off after the remote server took the message would be sent again after
+// the restart. An attempt cut short when the drain time is up is not counted, keeps only the
+// final results it got, and the message is tried at once after the restart. RetryNow makes a message due now;
 // SetRetryPolicy changes the policy on a config reload.
 //
 // A message still pending Lifetime (default 120 h, 5 days) after arrival fails: the last attempt

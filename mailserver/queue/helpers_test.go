@@ -32,6 +32,8 @@ type world struct {
 	dir  string // A's queue dir
 	logs *syncBuffer
 	cl   *delivery.Client
+	// drain is the queues' DrainTimeout; 0 takes the default.
+	drain time.Duration
 }
 
 func newWorld(t *testing.T) *world {
@@ -74,7 +76,7 @@ var fast = queue.RetryPolicy{InitialInterval: 30 * time.Millisecond, MaxInterval
 // open opens A's queue without running it.
 func (w *world) open(p queue.RetryPolicy) *queue.Queue {
 	w.t.Helper()
-	q, err := queue.Open(w.dir, queue.Options{Hostname: "mx.a.test", Retry: p, Transport: w.cl, Live: w.a.Live, Local: w.a.Store, Logger: w.logger()})
+	q, err := queue.Open(w.dir, queue.Options{Hostname: "mx.a.test", Retry: p, Transport: w.cl, Live: w.a.Live, Local: w.a.Store, Logger: w.logger(), DrainTimeout: w.drain})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -32,6 +32,9 @@ type Options struct {
 	Transport Transport
 	// Workers is how many messages are delivered at once; 0 means 16.
 	Workers int
+	// DrainTimeout is how long the attempts under way may go on once Run's context ends; 0
+	// means 15 s (Kubernetes gives a pod 30 s to stop).
+	DrainTimeout time.Duration
 	// Live and Local deliver notices to senders that are our own mailboxes; without them every
 	// notice is queued.
 	Live   *config.Live
@@ -224,6 +227,13 @@ func (q *Queue) retryPolicy() RetryPolicy {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.opts.Retry
+}
+
+func (q *Queue) drainTimeout() time.Duration {
+	if q.opts.DrainTimeout > 0 {
+		return q.opts.DrainTimeout
+	}
+	return 15 * time.Second
 }
 
 // Len is the number of queued messages.

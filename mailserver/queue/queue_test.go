@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -300,8 +301,11 @@ func TestALoadIsDeliveredExactlyOnce(t *testing.T) {
 	}
 }
 
+// An attempt still under way when the drain time is up is cut off, not counted, and tried
+// again at once after the restart.
 func TestShutdownInterruptsAnAttemptWithoutCountingIt(t *testing.T) {
 	w := newWorld(t)
+	w.drain = 300 * time.Millisecond
 	// mx.b.test now points at a server that accepts connections and never greets.
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.4", fmt.Sprint(w.b.Port())))
 	if err != nil {
@@ -334,7 +338,7 @@ func TestShutdownInterruptsAnAttemptWithoutCountingIt(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(3 * time.Second):
-		t.Fatal("Run did not return within 3 s of the cancellation")
+		t.Fatal("Run did not return within 3 s of the cancellation and the 300 ms drain")
 	}
 	q2 := w.open(fast)
 	l := q2.List()
@@ -370,5 +374,61 @@ func TestDNSFailureIsRetriedAndNullMXBouncesAtOnce(t *testing.T) {
 	}
 	if n := len(w.a.Inbox("alice@a.test")); n != 1 {
 		t.Errorf("alice has %d notices, want only the null MX one", n)
+	}
+}
+
+// An attempt under way when the queue stops is let finish, so the message is not sent again
+// after the restart (a stop that cut it after the remote 250 would deliver it twice).
+func TestShutdownLetsAnAttemptFinish(t *testing.T) {
+	w := newWorld(t)
+	// mx.b.test greets only after a while, so the attempt is under way at the stop.
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.4", fmt.Sprint(w.b.Port())))
+	if err != nil {
+		t.Skipf("cannot listen on B's port on 127.0.0.4: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				time.Sleep(500 * time.Millisecond)
+				b, err := net.Dial("tcp", net.JoinHostPort("127.0.0.2", fmt.Sprint(w.b.Port())))
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				go io.Copy(b, c)
+				io.Copy(c, b)
+			}()
+		}
+	}()
+	w.dns.SetA("mx.b.test", "127.0.0.4")
+	q := w.open(fast)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.Run(ctx)
+	}()
+	w.enqueue(q, "alice@a.test", "finishes", "bob@b.test")
+	eventually(t, 5*time.Second, "an attempt under way", func() bool {
+		l := q.List()
+		return len(l) == 1 && l[0].InFlight
+	})
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10 s of the cancellation")
+	}
+	if l := w.open(fast).List(); len(l) != 0 {
+		t.Fatalf("after the shutdown the queue holds %+v, want the message delivered", l)
+	}
+	if got := w.b.Inbox("bob@b.test"); len(got) != 1 {
+		t.Fatalf("bob has %d copies, want 1", len(got))
 	}
 }

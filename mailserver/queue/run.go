@@ -12,16 +12,21 @@ import (
 	"github.com/kubemail/kubemail/mailserver/metrics"
 )
 
-// Run delivers queued messages until ctx ends, then waits for the attempts under way (which
-// the cancelled context cuts short) and returns. Call it once.
+// Run delivers queued messages until ctx ends, then starts no new attempt and gives the
+// attempts under way Options.DrainTimeout to finish before it cancels them, and returns. An
+// attempt cut off after the remote server took the message (its reply to the final dot lost)
+// is retried after a restart and delivered twice; letting it finish avoids that on every
+// ordinary stop, such as a rolling update. Call it once.
 func (q *Queue) Run(ctx context.Context) {
+	attemptCtx, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelAttempts()
 	var wg sync.WaitGroup
 	for range q.opts.Workers {
 		wg.Go(func() {
 			for {
 				select {
 				case e := <-q.due:
-					q.attempt(ctx, e)
+					q.attempt(attemptCtx, e)
 				case <-ctx.Done():
 					return
 				}
@@ -29,7 +34,17 @@ func (q *Queue) Run(ctx context.Context) {
 		})
 	}
 	q.schedule(ctx)
-	wg.Wait()
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	timer := time.NewTimer(q.drainTimeout())
+	defer timer.Stop()
+	select {
+	case <-drained:
+	case <-timer.C:
+		q.log.Warn("Cancelled the delivery attempts still under way at shutdown", "after", q.drainTimeout())
+		cancelAttempts()
+		<-drained
+	}
 }
 
 // schedule hands due entries to the workers.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -141,7 +142,8 @@ func Run(ctx context.Context, opts Options) error {
 		q.SetRetryPolicy(retryPolicy(cfg))
 	}
 
-	smtpOpts := smtp.Options{Hostname: opts.Hostname, Live: live, Store: st, Queue: q, Auth: authn, TLS: tlsConfig, Logger: log,
+	var draining atomic.Bool
+	smtpOpts := smtp.Options{Draining: &draining, Hostname: opts.Hostname, Live: live, Store: st, Queue: q, Auth: authn, TLS: tlsConfig, Logger: log,
 		Verifier: &msgauth.Verifier{Hostname: opts.Hostname, Resolver: resolver, Logger: log},
 		SpoolDir: filepath.Join(opts.DataDir, "spool")}
 	imapSrv := imap.NewServer(imap.Options{Store: st, Live: live, Auth: authn, TLS: tlsConfig, Logger: log})
@@ -198,7 +200,11 @@ func Run(ctx context.Context, opts Options) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	// Stop in parallel: no new SMTP transactions (421), the ones under way finish; the queue
+	// starts no new attempt and lets those under way finish; all within Kubernetes' 30 s.
 	log.Info("Shutting down")
+	draining.Store(true)
+	stopQueue()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup

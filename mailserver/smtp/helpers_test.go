@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,6 +72,8 @@ type testServer struct {
 	logs    *syncBuffer
 	tls     *tls.Config // the server's
 	client  *tls.Config // trusts the server's certificate
+	// draining is the server's Options.Draining: set it to stop new transactions.
+	draining *atomic.Bool
 }
 
 type serverOption func(*gosmtp.Server)
@@ -94,7 +97,8 @@ func startServer(t testing.TB, submission, implicitTLS bool, opts ...serverOptio
 	authn := auth.NewAuthenticator(live)
 	authn.FailureDelay, authn.MaxFailureDelay = time.Millisecond, time.Millisecond
 	serverTLS, clientTLS := testTLS(t)
-	o := Options{Hostname: testHostname, Live: live, Store: st, Auth: authn, TLS: serverTLS, Logger: logger}
+	draining := &atomic.Bool{}
+	o := Options{Hostname: testHostname, Live: live, Store: st, Auth: authn, TLS: serverTLS, Logger: logger, Draining: draining}
 	var srv *gosmtp.Server
 	if submission {
 		srv = NewSubmission(o)
@@ -124,7 +128,7 @@ func startServer(t testing.TB, submission, implicitTLS bool, opts ...serverOptio
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &testServer{t: t, srv: srv, addr: ln.Addr().String(), dataDir: dataDir, live: live, logs: logs, tls: serverTLS, client: clientTLS}
+	return &testServer{t: t, srv: srv, addr: ln.Addr().String(), dataDir: dataDir, live: live, logs: logs, tls: serverTLS, client: clientTLS, draining: draining}
 }
 
 // testTLS makes a self-signed certificate for the test hostname and 127.0.0.1.

@@ -42,6 +42,7 @@ var (
 	errDataTimeout = reply(421, gosmtp.EnhancedCode{4, 4, 2}, "Timeout waiting for data, closing connection")
 	// Too many rejected recipients on one connection (a directory harvest): RFC 5321 4.2.2 421,
 	// and the connection is closed, as Postfix's smtpd_hard_error_limit does.
+	errShuttingDown  = reply(421, gosmtp.EnhancedCode{4, 3, 2}, "Server shutting down, try again later")
 	errTooManyErrors = reply(421, gosmtp.EnhancedCode{4, 7, 0}, "Too many errors, closing connection")
 
 	// RFC 7489 6.6.4 and 10.3: a DMARC p=reject failure is refused during the SMTP

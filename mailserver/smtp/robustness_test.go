@@ -216,3 +216,31 @@ func TestMXNoGoroutineLeak(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Once the server is stopping, a transaction under way finishes, but a new one is refused with
+// 421 4.3.2 and the connection closed (RFC 5321 3.8), so no message is taken that the stop
+// could cut off.
+func TestDrainingRefusesNewTransactions(t *testing.T) {
+	s := startServer(t, false, false)
+	busy := greeted(t, s.addr)
+	busy.cmd("MAIL FROM:<a@remote.test>")
+	busy.expect(250)
+	busy.cmd("RCPT TO:<alice@example.test>")
+	busy.expect(250)
+	idle := greeted(t, s.addr)
+
+	s.draining.Store(true)
+	busy.cmd("DATA")
+	busy.expect(354)
+	busy.write("Subject: in flight\r\n\r\nfinishes\r\n.\r\n")
+	busy.expect(250)
+	if got := s.delivered("alice@example.test"); len(got) != 1 {
+		t.Fatalf("alice has %d messages, want the one in flight", len(got))
+	}
+	busy.cmd("MAIL FROM:<a@remote.test>")
+	busy.expect(421, "4.3.2")
+	busy.expectClosed()
+	idle.cmd("MAIL FROM:<b@remote.test>")
+	idle.expect(421, "4.3.2")
+	idle.expectClosed()
+}

@@ -49,6 +49,10 @@ type Options struct {
 	// SpoolDir holds the part past 1 MiB of a message being checked, in an unlinked file;
 	// "" means os.TempDir().
 	SpoolDir string
+	// Draining, once true, refuses new transactions with 421 4.3.2 and closes the connection
+	// (RFC 5321 3.8): the server is stopping, and a transaction begun now could be cut off.
+	// Transactions already under way finish.
+	Draining *atomic.Bool
 }
 
 // Timeouts and limits of both servers. The returned *gosmtp.Server may be changed before Serve

@@ -86,6 +86,12 @@ func (s *session) openTransaction(from string, opts *gosmtp.MailOptions, authori
 	if s.tx != nil {
 		return nil, errNestedMail
 	}
+	if d := s.b.opts.Draining; d != nil && d.Load() {
+		s.log.Info("Refused a transaction", "reason", "server shutting down")
+		s.hangUp = true
+		closeRead(s.conn.Conn())
+		return nil, errShuttingDown
+	}
 	if from != "" {
 		if _, err := parseAddress(from, opts.UTF8, errBadSender); err != nil {
 			s.logRejected("Rejected sender", nil, from, "", err, "bad sender address")
