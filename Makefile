@@ -27,6 +27,7 @@ RUN_FLAGS     ?= --smtp-addr 127.0.0.1:2525 --submission-addr 127.0.0.1:2587 \
 # Benchmark size and sessions (see the doc comment of bench/main.go; BENCH_TIMEOUT limits each run).
 BENCH_MESSAGES ?= 20000
 BENCH_SESSIONS ?= 1,10,50
+BENCH_OUT_MESSAGES ?= 5000
 
 .PHONY: all
 all: build
@@ -45,11 +46,11 @@ test-deps: ## Install what the tests need (Debian packages) where it is missing.
 	hack/install-test-deps.sh
 
 .PHONY: test
-test: test-deps vet unit test-operator e2e ## Vet, unit tests, operator tests on envtest, then end-to-end tests with real clients.
+test: test-deps vet unit test-operator e2e relay ## Vet, unit tests, operator tests on envtest, then end-to-end tests with real clients and peers.
 
 .PHONY: unit
-unit: ## Unit and package tests (everything but test/e2e).
-	$(GO) test $(GOTESTFLAGS) -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/test/e2e')
+unit: ## Unit and package tests (everything but test/e2e and test/relay).
+	$(GO) test $(GOTESTFLAGS) -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e '/test/e2e' -e '/test/relay')
 
 # The e2e tests run a race-detector build of the binary, so a data race under real clients
 # fails them (E2E_RACE= runs bin/kubemail's plain build instead).
@@ -61,10 +62,18 @@ e2e: ## End-to-end tests against the real binary (swaks, smtplib, imaplib, mbsyn
 	$(GO) build $(E2E_RACE) -o $(E2E_BIN) ./cmd/kubemail
 	KUBEMAIL_BIN=$(E2E_BIN) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./test/e2e/...
 
+RELAY_TIMEOUT ?= 15m
+
+.PHONY: relay
+relay: ## Sending-path tests: kubemail binaries on loopback port 25, a test DNS server, Postfix as smarthost and MX, crash under load (root).
+	$(GO) build $(E2E_RACE) -o $(E2E_BIN) ./cmd/kubemail
+	KUBEMAIL_BIN=$(E2E_BIN) $(GO) test -count=1 -v -timeout $(RELAY_TIMEOUT) ./test/relay/...
+
 .PHONY: bench
 bench: build test-deps ## smtp-source load into kubemail and a throwaway Postfix; prints a table.
 	$(GO) run ./bench -kubemail $(KUBEMAIL) -manifests config/samples \
 		-messages $(BENCH_MESSAGES) -sessions $(BENCH_SESSIONS)
+	$(GO) run ./bench/outbound -kubemail $(KUBEMAIL) -messages $(BENCH_OUT_MESSAGES)
 
 IMG ?= kubemail:dev
 
