@@ -60,21 +60,27 @@ func WriteNew(path string, perm os.FileMode, prefix []byte, body io.Reader) (int
 }
 
 // Move renames from to to and fsyncs to's directory. On error from is removed.
-func Move(from, to string) error {
-	if err := os.Rename(from, to); err != nil {
-		os.Remove(from)
-		return err
-	}
-	return SyncDir(filepath.Dir(to))
-}
+func Move(from, to string) error { return move(from, to, SyncDir) }
 
 // Replace makes path hold data, atomically: readers see the old content or the new, never a
 // mix, and after a crash one of the two. tmp is the scratch file to use, on path's file system
 // (it is overwritten).
 func Replace(path, tmp string, data []byte, perm os.FileMode) error {
+	return replace(path, tmp, data, perm, SyncDir)
+}
+
+func move(from, to string, syncDir func(string) error) error {
+	if err := os.Rename(from, to); err != nil {
+		os.Remove(from)
+		return err
+	}
+	return syncDir(filepath.Dir(to))
+}
+
+func replace(path, tmp string, data []byte, perm os.FileMode, syncDir func(string) error) error {
 	os.Remove(tmp)
 	if _, err := WriteNew(tmp, perm, data, nil); err != nil {
 		return err
 	}
-	return Move(tmp, path)
+	return move(tmp, path, syncDir)
 }

@@ -88,7 +88,8 @@ type Options struct {
 	MXPort int
 	// RootCAs verify smarthost certificates; nil means the system's.
 	RootCAs *tls.Config
-	// MaxConnsPerHost bounds the concurrent transactions per destination; 0 means 10.
+	// MaxConnsPerHost bounds the concurrent transactions per destination; 0 means 20 (Postfix's
+	// default_destination_concurrency_limit).
 	MaxConnsPerHost int
 	// IdleTimeout is how long a connection waits for the next message; 0 means 5 s, <0 none.
 	IdleTimeout time.Duration
@@ -174,7 +175,7 @@ func New(opts Options) *Client {
 		opts.MXPort = 25
 	}
 	if opts.MaxConnsPerHost <= 0 {
-		opts.MaxConnsPerHost = 10
+		opts.MaxConnsPerHost = 20
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = 5 * time.Second

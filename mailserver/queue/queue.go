@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kubemail/kubemail/internal/durable"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/metrics"
@@ -82,7 +83,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	opts.Retry = opts.Retry.withDefaults()
 	q := &Queue{
-		spool:   spool{dir: dir},
+		spool:   spool{dir: dir, dirs: &durable.GroupSync{}},
 		opts:    opts,
 		log:     opts.Logger.With("component", "queue"),
 		entries: map[string]*entry{},

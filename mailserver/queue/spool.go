@@ -82,7 +82,13 @@ func (r *Record) validate(id string) error {
 }
 
 // spool is the queue directory.
-type spool struct{ dir string }
+// spool is the queue's files. Its directory fsyncs of msg/ and meta/ are shared among the
+// concurrent Enqueues and attempts (group commit, durable.GroupSync): each still waits for an
+// fsync that started after its own rename.
+type spool struct {
+	dir  string
+	dirs *durable.GroupSync
+}
 
 func (s spool) msgPath(id string) string  { return filepath.Join(s.dir, "msg", id) }
 func (s spool) metaPath(id string) string { return filepath.Join(s.dir, "meta", id+".json") }
@@ -103,7 +109,7 @@ func (s spool) init() error {
 func (s spool) writeBody(id string, prefix []byte, body io.Reader) (int64, error) {
 	size, err := durable.WriteNew(filepath.Join(s.dir, "tmp", id), 0o600, prefix, body)
 	if err == nil {
-		err = durable.Move(filepath.Join(s.dir, "tmp", id), s.msgPath(id))
+		err = s.dirs.Move(filepath.Join(s.dir, "tmp", id), s.msgPath(id))
 	}
 	if err != nil {
 		os.Remove(s.msgPath(id))
@@ -118,7 +124,7 @@ func (s spool) writeRecord(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	if err := durable.Replace(s.metaPath(r.ID), filepath.Join(s.dir, "tmp", r.ID+".json"), append(data, '\n'), 0o600); err != nil {
+	if err := s.dirs.Replace(s.metaPath(r.ID), filepath.Join(s.dir, "tmp", r.ID+".json"), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("queue: writing the record: %w", err)
 	}
 	return nil
@@ -129,7 +135,7 @@ func (s spool) remove(id string) error {
 	if err := os.Remove(s.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue: removing %s: %w", id, err)
 	}
-	if err := durable.SyncDir(filepath.Join(s.dir, "meta")); err != nil {
+	if err := s.dirs.SyncDir(filepath.Join(s.dir, "meta")); err != nil {
 		return fmt.Errorf("queue: removing %s: %w", id, err)
 	}
 	if err := os.Remove(s.msgPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -165,12 +165,12 @@ func copyInto(f *os.File, final string, size int64) error {
 // syncNewDirs fsyncs the new/ directory of every mailbox dir, in parallel when there are several.
 func (s *Store) syncNewDirs(dirs []string) error {
 	if len(dirs) == 1 {
-		return s.syncDirGrouped(filepath.Join(dirs[0], "new"))
+		return s.dirSyncs.SyncDir(filepath.Join(dirs[0], "new"))
 	}
 	errs := make([]error, len(dirs))
 	var wg sync.WaitGroup
 	for i, dir := range dirs {
-		wg.Go(func() { errs[i] = s.syncDirGrouped(filepath.Join(dir, "new")) })
+		wg.Go(func() { errs[i] = s.dirSyncs.SyncDir(filepath.Join(dir, "new")) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -95,7 +95,7 @@ func (f *Folder) commit(tmps []string, msgs []Message) (uint32, []uint32, error)
 			return 0, nil, fmt.Errorf("store: moving message into cur/: %w", err)
 		}
 	}
-	if err := f.s.syncDirGrouped(cur); err != nil {
+	if err := f.s.dirSyncs.SyncDir(cur); err != nil {
 		return 0, nil, err
 	}
 	uids := make([]uint32, len(msgs))

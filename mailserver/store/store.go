@@ -20,8 +20,8 @@ type Store struct {
 	root   string // <data>/mail
 	logger *slog.Logger
 
-	dirSyncs sync.Map // directory path -> *dirSyncer
-	madeDirs sync.Map // mailbox/folder directory -> struct{}: its Maildir exists and is durable
+	dirSyncs durable.GroupSync // group commit of new/ and cur/ directory fsyncs
+	madeDirs sync.Map          // mailbox/folder directory -> struct{}: its Maildir exists and is durable
 
 	uidvMu sync.Mutex // guards the uidvalidity file
 
