@@ -26,6 +26,12 @@ report() {
 	trap - EXIT INT TERM
 	if [[ -n ${cluster_started:-} ]]; then
 		phase cluster-down "$REPO/hack/cluster/down.sh" || rc=1
+		host_snapshot >"$snapshot.after"
+		if ! diff -u "$snapshot.before" "$snapshot.after" >&2; then
+			log "the host differs from before the cluster (diff above): the teardown left something behind"
+			rc=1
+		fi
+		rm -rf "$(dirname "$snapshot")"
 	fi
 	echo "--- e2e-cluster phases" >&2
 	printf '  %s\n' "${phases[@]}" >&2
@@ -41,6 +47,9 @@ phase k8s-binaries bash -c 'hack/envtest.sh >/dev/null && hack/cluster/build.sh'
 phase provisioner "$GO" build -o bin/cluster-provisioner ./hack/cluster/provisioner
 phase images hack/images/build.sh
 [[ -x $HELM ]] || die "$HELM is missing (make $HELM)"
+snapshot=$(mktemp -d -t kubemail-host.XXXXXX)/host
+hack/cluster/down.sh # a cluster left running by `make cluster-up` or a killed run
+host_snapshot >"$snapshot.before"
 cluster_started=1
 phase cluster-up hack/cluster/up.sh
 phase test env KUBECONFIG="$KUBECONFIG" KUBECTL="$KBIN/kubectl" HELM="$HELM" \

@@ -53,3 +53,19 @@ wait_for() {
 
 kubectl() { "$KBIN/kubectl" "$@"; }
 ctr() { command ctr -a "$SOCK" -n k8s.io "$@"; }
+
+# host_snapshot: the host state the cluster touches, as text; e2e.sh takes one before up.sh and
+# one after down.sh and fails if they differ, so a teardown that leaves anything behind is a
+# failed run, not a surprise for the next one.
+host_snapshot() {
+	local s p
+	for s in "${SYSCTLS[@]}"; do echo "sysctl $s=$(sysctl -n "$s" 2>/dev/null)"; done
+	for p in "${HOST_PATHS[@]}"; do [[ ! -e $p ]] || echo "path $p"; done
+	{ ls -d /sys/fs/cgroup/*/kubepods 2>/dev/null | sed 's/^/cgroup /'; } || true
+	{ iptables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]//; s/^/iptables /'; } || true
+	{ ip6tables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]//; s/^/ip6tables /'; } || true
+	{ nft list tables 2>/dev/null | sed 's/^/nft /'; } || true
+	{ ip -o link show 2>/dev/null | awk '{ sub(/@.*/, "", $2); print "link", $2 }' | grep -E "$BRIDGE|veth"; } || true
+	{ ip route show 2>/dev/null | grep -E "$BRIDGE|10\.96\." | sed 's/^/route /'; } || true
+	{ findmnt -rn -o TARGET | grep -E "^($DIR|/run/containerd|/run/netns|/var/lib/kubelet)" | sed 's/^/mount /'; } || true
+}
