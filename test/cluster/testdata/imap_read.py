@@ -7,6 +7,9 @@ usage: imap_read.py HOST PORT SERVERNAME cert
        imap_read.py HOST PORT SERVERNAME dump USER PASSWORD CAFILE
          STARTTLS verified against CAFILE for SERVERNAME, LOGIN, EXAMINE INBOX and print
          {"uidvalidity", "messages": [{"uid", "subject", "sha256"}]} as JSON
+       imap_read.py HOST PORT SERVERNAME login USER PASSWORD CAFILE
+         STARTTLS verified as for dump, then LOGIN; print {"ok": bool, "error": "..."} (a refused
+         login is a result, not a failure of the script)
 """
 
 import email
@@ -44,6 +47,15 @@ def main():
         return
     user, password, cafile = sys.argv[5:8]
     conn = connect(host, port, servername, ssl.create_default_context(cafile=cafile))
+    if cmd == "login":
+        try:
+            conn.login(user, password)
+        except imaplib.IMAP4.error as e:
+            print(json.dumps({"ok": False, "error": str(e)}))
+            return
+        conn.logout()
+        print(json.dumps({"ok": True, "error": ""}))
+        return
     check(*conn.login(user, password), "LOGIN")
     check(*conn.select("INBOX", readonly=True), "EXAMINE INBOX")
     status = check(*conn.status("INBOX", "(UIDVALIDITY)"), "STATUS")[0]
