@@ -6,20 +6,34 @@
 //
 // The queue lives in one directory, <data>/queue:
 //
-//	msg/<id>             the message as it will be sent: the Received: header (prefix) and the
-//	                     body as received, CRLF line ends; written once, never changed
-//	meta/<id>.json       the metadata record (below), rewritten after every delivery attempt
+//	msg/<id>             the queued message: its envelope header (below), then the message as
+//	                     it will be sent: the Received: header (prefix) and the body as
+//	                     received, CRLF line ends; written once, never changed
+//	meta/<id>.json       the metadata record (below), written only once an attempt has changed
+//	                     it from the initial record; then rewritten after every attempt
 //	tmp/                 files being written; emptied at start-up
 //	quarantine/          damaged entries moved aside at start-up, for the administrator
 //
 // <id> is the queue ID: 13 hex digits of the arrival time in microseconds and 8 of a counter
 // started at a random value, e.g. "6148A2F3C08C1A3F09B2C"; IDs sort by arrival.
 //
-// Every file is made by writing tmp/<name>, fsync, rename into place, fsync of the directory.
-// Enqueue writes msg/<id> that way first and meta/<id>.json second, and returns (and the SMTP
-// server replies 250) only when both are durable: a message is in the queue exactly when its
-// metadata record is. A record is replaced the same way; a message leaves the queue by
-// unlinking its record (fsync meta/), then its body.
+// The envelope header is the line "kubemail-queue 1 <len>\n" (format version 1) followed by
+// <len> bytes of JSON ending in a newline:
+//
+//	{"id":"…", "from":"alice@a.test", "arrival":"2026-11-26T10:00:00.123456789Z",
+//	 "rcpts":["bob@b.test","carol@c.test"]}
+//
+// It holds the message's initial record: every recipient pending, no attempt yet, due at once.
+// The size is not in it (the header is written before the body is read): it is the file's
+// length less the header's. Delivery and notices read the message from the header's end.
+//
+// A message is in the queue exactly when msg/<id> is. Enqueue writes it as one file: with
+// O_TMPFILE, fsync, link into msg/ (or tmp/<id>, fsync, rename into msg/ where O_TMPFILE is not
+// supported), then an fsync of msg/ shared with the concurrent Enqueues (group commit,
+// durable.GroupSync); it returns, and the SMTP server replies 250, only then: one file fsync
+// and one shared directory fsync per message. A record is written as tmp/<id>.json, fsync,
+// rename over meta/<id>.json, fsync of meta/ (shared). A message leaves the queue by unlinking
+// msg/<id> and fsyncing msg/ (shared), then unlinking its record, if it has one.
 //
 // The metadata record is one JSON object:
 //
@@ -34,10 +48,18 @@
 //
 // # Recovery
 //
-// Open removes tmp/, then reads every record. A record that does not parse, names another ID,
-// has no recipients or an unknown state, or whose body is missing, is moved into quarantine/
-// (with its body when there is one) and logged as an error; the server starts anyway. A body
-// without a record is an Enqueue that never returned: no 250 was sent for it, so it is removed.
+// Open removes tmp/, then reads every message file. Its record is meta/<id>.json when there is
+// one (it is newer than the envelope header), else the envelope header. A message file whose
+// header does not parse or whose record does not parse, names another ID, has no recipients or
+// an unknown state, is moved into quarantine/ (with its record when there is one) and logged as
+// an error; the server starts anyway. A record without a message file is what a removal cut
+// short by a crash leaves: it is deleted, with a warning. A message file made durable just
+// before a crash that kept the 250 from the client is delivered, and the client, which had no
+// reply, may send it again: the duplicate every SMTP server risks there (RFC 1047).
+//
+// There are no deployed queues yet, so the format before the envelope header (a record written
+// by every Enqueue and message files without a header) is not read: such message files are
+// quarantined.
 //
 // # Retry policy (RetryPolicy; RelayPolicy spec.retry)
 //
@@ -77,8 +99,4 @@
 // are counted in the package variables of mailserver/metrics. `kubemail queue` lists, retries
 // and deletes through the running server's admin socket (package admin), which calls List,
 // RetryNow and Delete.
-//
-// # Not yet
-//
-// Group commit of directory fsyncs across concurrent Enqueues.
 package queue

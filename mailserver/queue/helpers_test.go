@@ -97,10 +97,16 @@ func (w *world) run(q *queue.Queue) {
 	})
 }
 
+// testMessage is the prefix and body enqueue queues.
+func testMessage(from, subject, rcpt string) (prefix, body string) {
+	prefix = "Received: from client.a.test by mx.a.test (kubemail) with ESMTPSA id TEST; Thu, 26 Nov 2026 10:00:00 +0000\r\n"
+	body = "From: <" + from + ">\r\nTo: <" + rcpt + ">\r\nSubject: " + subject + "\r\nMessage-ID: <" + subject + "@a.test>\r\n\r\nBody of " + subject + ".\r\n"
+	return prefix, body
+}
+
 func (w *world) enqueue(q *queue.Queue, from, subject string, rcpts ...string) string {
 	w.t.Helper()
-	prefix := "Received: from client.a.test by mx.a.test (kubemail) with ESMTPSA id TEST; Thu, 26 Nov 2026 10:00:00 +0000\r\n"
-	body := "From: <" + from + ">\r\nTo: <" + rcpts[0] + ">\r\nSubject: " + subject + "\r\nMessage-ID: <" + subject + "@a.test>\r\n\r\nBody of " + subject + ".\r\n"
+	prefix, body := testMessage(from, subject, rcpts[0])
 	id, err := q.Enqueue(context.Background(), from, rcpts, []byte(prefix), strings.NewReader(body))
 	if err != nil {
 		w.t.Fatal(err)

@@ -3,7 +3,6 @@ package queue
 import (
 	"bytes"
 	"context"
-	"os"
 	"time"
 
 	"github.com/kubemail/kubemail/mailserver/dsn"
@@ -74,7 +73,7 @@ func (q *Queue) notify(ctx context.Context, rec *Record) bool {
 // mailbox when it is ours, else into the queue with the null sender.
 func (q *Queue) sendNotice(ctx context.Context, rec *Record, idx []int, action dsn.Action) bool {
 	var header []byte
-	if f, err := os.Open(q.spool.msgPath(rec.ID)); err == nil {
+	if f, err := q.spool.openMessage(rec.ID); err == nil {
 		header, _ = dsn.ReadHeader(f)
 		f.Close()
 	}

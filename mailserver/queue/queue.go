@@ -94,8 +94,8 @@ func Open(dir string, opts Options) (*Queue, error) {
 		return nil, err
 	}
 	recs, err := q.spool.recover(func(id string, err error) {
-		if errors.Is(err, errOrphanBody) {
-			q.log.Warn("Removed an unacknowledged message body", "id", id, "reason", err.Error())
+		if errors.Is(err, errStaleRecord) {
+			q.log.Warn("Removed the record of a message already out of the queue", "id", id, "reason", err.Error())
 			return
 		}
 		q.log.Error("Quarantined a damaged queue entry", "id", id, "dir", dir+"/quarantine", "err", err.Error())
@@ -125,30 +125,25 @@ func (q *Queue) poke() {
 }
 
 // Enqueue stores a message for rcpts: prefix (the Received: header, CRLF-terminated) followed by
-// body. It returns the queue ID once the message and its record are on disk and fsynced (tmp,
-// fsync, rename, fsync dir), so the SMTP server may then reply 250. from "" is the null sender.
+// body. It returns the queue ID once the message file, headed by its envelope, is on disk and
+// fsynced with its directory, so the SMTP server may then reply 250. from "" is the null sender.
 func (q *Queue) Enqueue(ctx context.Context, from string, rcpts []string, prefix []byte, body io.Reader) (string, error) {
 	if len(rcpts) == 0 {
 		return "", errors.New("queue: enqueue: no recipients")
 	}
-	id := newID(time.Now())
-	size, err := q.spool.writeBody(id, prefix, body)
+	now := time.Now()
+	env := &envelope{ID: newID(now), From: from, Arrival: now.UTC(), Rcpts: rcpts}
+	size, err := q.spool.writeMessage(env, prefix, body)
 	if err != nil {
 		return "", err
 	}
+	id := env.ID
 	if err := ctx.Err(); err != nil {
 		q.spool.remove(id)
 		return "", fmt.Errorf("queue: enqueue: %w", err)
 	}
-	now := time.Now()
-	rec := &Record{Version: recordVersion, ID: id, From: from, Arrival: now, Size: size, NextAttempt: now}
-	for _, r := range rcpts {
-		rec.Rcpts = append(rec.Rcpts, Rcpt{Addr: r, State: Pending})
-	}
-	if err := q.spool.writeRecord(rec); err != nil {
-		q.spool.remove(id)
-		return "", err
-	}
+	// No record is written: until an attempt changes it, the envelope header is the record.
+	rec := env.record(size)
 	q.mu.Lock()
 	q.add(rec)
 	q.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"context"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -129,7 +128,7 @@ func (q *Queue) process(ctx context.Context, rec *Record) (keep bool) {
 	if len(pending) > 0 {
 		msg := &delivery.Message{
 			ID: rec.ID, From: rec.From, Rcpts: pending, Size: rec.Size,
-			Open: func() (io.ReadCloser, error) { return os.Open(q.spool.msgPath(rec.ID)) },
+			Open: func() (io.ReadCloser, error) { return q.spool.openMessage(rec.ID) },
 		}
 		results := q.opts.Transport.Deliver(ctx, msg)
 		if ctx.Err() != nil {

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,7 +82,6 @@ func (r *Record) validate(id string) error {
 	return nil
 }
 
-// spool is the queue directory.
 // spool is the queue's files. Its directory fsyncs of msg/ and meta/ are shared among the
 // concurrent Enqueues and attempts (group commit, durable.GroupSync): each still waits for an
 // fsync that started after its own rename.
@@ -105,17 +105,36 @@ func (s spool) init() error {
 	return durable.SyncDir(s.dir)
 }
 
-// writeBody streams prefix and body into msg/<id> durably and returns its size.
-func (s spool) writeBody(id string, prefix []byte, body io.Reader) (int64, error) {
-	size, err := durable.WriteNew(filepath.Join(s.dir, "tmp", id), 0o600, prefix, body)
-	if err == nil {
-		err = s.dirs.Move(filepath.Join(s.dir, "tmp", id), s.msgPath(id))
+// writeMessage streams the envelope header, prefix and body into msg/<id> and returns the
+// message's size (prefix and body). The file appears in msg/ only complete and fsynced, and
+// msg/ is fsynced (shared) before it returns: the message is then queued.
+func (s spool) writeMessage(env *envelope, prefix []byte, body io.Reader) (int64, error) {
+	hdr, err := env.encode()
+	if err != nil {
+		return 0, err
+	}
+	head := append(hdr, prefix...)
+	dir, path := filepath.Join(s.dir, "msg"), s.msgPath(env.ID)
+	f, n, err := durable.WriteAnonymous(dir, 0o600, head, body)
+	switch {
+	case err == nil:
+		err = durable.Link(f, path)
+		f.Close()
+		if err == nil {
+			err = s.dirs.SyncDir(dir)
+		}
+	case errors.Is(err, durable.ErrUnsupported): // nothing read from body yet
+		tmp := filepath.Join(s.dir, "tmp", env.ID)
+		n, err = durable.WriteNew(tmp, 0o600, head, body)
+		if err == nil {
+			err = s.dirs.Move(tmp, path)
+		}
 	}
 	if err != nil {
-		os.Remove(s.msgPath(id))
+		os.Remove(path)
 		return 0, fmt.Errorf("queue: writing the message: %w", err)
 	}
-	return size, nil
+	return n - int64(len(hdr)), nil
 }
 
 // writeRecord writes meta/<id>.json durably, replacing the previous record.
@@ -130,16 +149,18 @@ func (s spool) writeRecord(r *Record) error {
 	return nil
 }
 
-// remove takes a message out of the queue: its record first, durably, then its body.
+// remove takes a message out of the queue: its message file first, durably (a message file is
+// a queued message, with or without a record), then its record if it has one. A record left
+// by a crash in between is removed at start-up.
 func (s spool) remove(id string) error {
-	if err := os.Remove(s.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("queue: removing %s: %w", id, err)
-	}
-	if err := s.dirs.SyncDir(filepath.Join(s.dir, "meta")); err != nil {
-		return fmt.Errorf("queue: removing %s: %w", id, err)
-	}
 	if err := os.Remove(s.msgPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue: removing %s: %w", id, err)
+	}
+	if err := s.dirs.SyncDir(filepath.Join(s.dir, "msg")); err != nil {
+		return fmt.Errorf("queue: removing %s: %w", id, err)
+	}
+	if err := os.Remove(s.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("queue: removing the record of %s: %w", id, err)
 	}
 	return nil
 }
@@ -153,18 +174,19 @@ func (s spool) quarantine(id string) error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, durable.SyncDir(q), durable.SyncDir(filepath.Join(s.dir, "meta")))
+	errs = append(errs, durable.SyncDir(q), durable.SyncDir(filepath.Join(s.dir, "msg")), durable.SyncDir(filepath.Join(s.dir, "meta")))
 	return errors.Join(errs...)
 }
 
-// recover reads every record; damaged ones are quarantined and reported through bad.
+// recover reads every message: its record when it has one (the newer state), else its envelope
+// header. Damaged entries are quarantined and reported through bad, as are the records of
+// messages already removed (errStaleRecord), which are deleted.
 func (s spool) recover(bad func(id string, err error)) ([]*Record, error) {
 	metas, err := os.ReadDir(filepath.Join(s.dir, "meta"))
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	var recs []*Record
-	known := map[string]bool{}
+	records := map[string]bool{}
 	for _, e := range metas {
 		name := e.Name()
 		id, ok := strings.CutSuffix(name, ".json")
@@ -173,8 +195,26 @@ func (s spool) recover(bad func(id string, err error)) ([]*Record, error) {
 			os.Rename(filepath.Join(s.dir, "meta", name), filepath.Join(s.dir, "quarantine", name))
 			continue
 		}
-		known[id] = true
-		rec, err := s.readRecord(id)
+		records[id] = true
+	}
+	msgs, err := os.ReadDir(filepath.Join(s.dir, "msg"))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	var recs []*Record
+	for _, e := range msgs {
+		id := e.Name()
+		if !validID(id) {
+			bad(id, errors.New("not a queue message name"))
+			os.Rename(filepath.Join(s.dir, "msg", id), filepath.Join(s.dir, "quarantine", id))
+			continue
+		}
+		hasRecord := records[id]
+		delete(records, id)
+		rec, err := s.loadEnvelope(id)
+		if err == nil && hasRecord {
+			rec, err = s.readRecord(id)
+		}
 		if err != nil {
 			bad(id, err)
 			if qerr := s.quarantine(id); qerr != nil {
@@ -184,20 +224,16 @@ func (s spool) recover(bad func(id string, err error)) ([]*Record, error) {
 		}
 		recs = append(recs, rec)
 	}
-	bodies, err := os.ReadDir(filepath.Join(s.dir, "msg"))
-	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	for _, e := range bodies {
-		if !known[e.Name()] {
-			bad(e.Name(), errOrphanBody)
-			os.Remove(filepath.Join(s.dir, "msg", e.Name()))
+	for id := range records {
+		bad(id, errStaleRecord)
+		if err := os.Remove(s.metaPath(id)); err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
 		}
 	}
 	return recs, nil
 }
 
-var errOrphanBody = errors.New("message body without a record (an Enqueue that never returned); removed")
+var errStaleRecord = errors.New("record of a message no longer in msg/ (its removal was cut short); removed")
 
 func (s spool) readRecord(id string) (*Record, error) {
 	data, err := os.ReadFile(s.metaPath(id))
@@ -205,16 +241,13 @@ func (s spool) readRecord(id string) (*Record, error) {
 		return nil, err
 	}
 	var rec Record
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rec); err != nil {
 		return nil, fmt.Errorf("unparsable record: %w", err)
 	}
 	if err := rec.validate(id); err != nil {
 		return nil, err
-	}
-	if _, err := os.Stat(s.msgPath(id)); err != nil {
-		return nil, fmt.Errorf("message body: %w", err)
 	}
 	return &rec, nil
 }

@@ -155,17 +155,18 @@ func (k *Kubemail) Kill() {
 	<-k.exited
 }
 
-// QueueIDs lists the IDs of the messages in the outbound queue (records in <data>/queue/meta).
+// QueueIDs lists the IDs of the messages in the outbound queue (the message files in
+// <data>/queue/msg; a message has a record in meta/ only once an attempt has changed it).
 func (k *Kubemail) QueueIDs() []string {
-	names, _ := filepath.Glob(filepath.Join(k.DataDir, "queue", "meta", "*.json"))
+	names, _ := filepath.Glob(filepath.Join(k.DataDir, "queue", "msg", "*"))
 	ids := make([]string, 0, len(names))
 	for _, n := range names {
-		ids = append(ids, strings.TrimSuffix(filepath.Base(n), ".json"))
+		ids = append(ids, filepath.Base(n))
 	}
 	return ids
 }
 
-// QueueRecord reads the metadata record of a queued message.
+// QueueRecord reads the metadata record of a queued message (written after its first attempt).
 func (k *Kubemail) QueueRecord(id string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(k.DataDir, "queue", "meta", id+".json"))
 }
