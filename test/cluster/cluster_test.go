@@ -20,8 +20,9 @@ const (
 )
 
 // TestMailSystem installs the chart, applies the samples, and uses the mail domain from the host:
-// SMTP to the MX port, submission with AUTH, IMAP with STARTTLS; then deletes the mail pod and
-// reads the same mail with the same UIDs from its successor on the same volume.
+// SMTP to the MX port, submission with AUTH, IMAP with STARTTLS; adds a second MailDomain and
+// mails between the two; adds and deletes a Mailbox on the running server; then deletes the
+// mail pod and reads the same mail with the same UIDs from its successor on the same volume.
 func TestMailSystem(t *testing.T) {
 	e := newEnv(t)
 	swaks := lookPath(t, "swaks")
@@ -105,6 +106,42 @@ func TestMailSystem(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	e.phase(t, "a second MailDomain, mail both ways", func(t *testing.T) {
+		manifest := filepath.Join(tmp, "other.yaml")
+		if err := os.WriteFile(manifest, []byte(otherDomain), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.k(t, "apply", "-f", manifest)
+		e.k(t, "wait", "--for=condition=Ready", "maildomain/other-test", "--timeout=2m")
+		e.k(t, "wait", "--for=condition=Ready", "mailbox/dave-other-test", "--timeout=2m")
+		e.k(t, "rollout", "status", "statefulset/other-test", "--timeout=2m")
+		e.k(t, "wait", "--for=condition=Ready", "pod/other-test-0", "--timeout=2m")
+		otherSvc := e.jsonpath(t, "{.spec.clusterIP}", "get", "service", "other-test")
+		e.waitServiceServes(t, "other-test", otherSvc, "other-test-0")
+		otherCA := filepath.Join(tmp, "other.pem")
+		pem := run(t, python, imapRead, otherSvc, "143", "mail.other.test", "cert")
+		if err := os.WriteFile(otherCA, []byte(pem), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// alice submits to dave: example.test's server looks up other.test's MX (CoreDNS:
+		// other-test.default.svc.cluster.local) and delivers to that Service, pod to pod.
+		subject := "Across domains " + nonce
+		out := run(t, swaks, "--server", svc, "--port", "587", "--tls", "--auth", "PLAIN",
+			"--auth-user", "alice@example.test", "--auth-password", "alice-password", "--helo", "alice.example.test",
+			"--from", "alice@example.test", "--to", "dave@other.test", "--header", "Subject: "+subject,
+			"--body", "From one MailDomain to another.", "--timeout", "30")
+		requireAccepted(t, out, "submission to dave@other.test")
+		waitForMessage(t, python, imapRead, otherSvc, "mail.other.test", "dave@other.test", "dave-password", otherCA, subject)
+		// And back: dave submits at other.test's server to bob.
+		reply := "Re: " + subject
+		out = run(t, swaks, "--server", otherSvc, "--port", "587", "--tls", "--auth", "PLAIN",
+			"--auth-user", "dave@other.test", "--auth-password", "dave-password", "--helo", "dave.other.test",
+			"--from", "dave@other.test", "--to", "bob@example.test", "--header", "Subject: "+reply,
+			"--body", "And back.", "--timeout", "30")
+		requireAccepted(t, out, "submission to bob@example.test")
+		waitForMessage(t, python, imapRead, svc, mailHost, "bob@example.test", "bob-password", caFile, reply)
 	})
 
 	e.phase(t, "add a Mailbox, log in; delete it, refused", func(t *testing.T) {
@@ -208,6 +245,45 @@ kind: Secret
 metadata: {name: carol-pw}
 stringData: {password: carol-password}
 `
+
+// otherDomain is a second MailDomain with one Mailbox; the Mailbox comes first so that the
+// domain's first pod already serves it.
+const otherDomain = `apiVersion: mail.kubemail.io/v1alpha1
+kind: Mailbox
+metadata: {name: dave-other-test}
+spec:
+  address: dave@other.test
+  passwordSecretRef: {name: dave-pw, key: password}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: dave-pw}
+stringData: {password: dave-password}
+---
+apiVersion: mail.kubemail.io/v1alpha1
+kind: MailDomain
+metadata: {name: other-test}
+spec:
+  domain: other.test
+`
+
+// waitForMessage waits until the message with the subject is in user's INBOX: mail relayed
+// between servers arrives through the sender's queue, a moment after the submission's 250.
+func waitForMessage(t *testing.T, python, imapRead, host, servername, user, password, caFile, subject string) {
+	t.Helper()
+	eventually(t, "message "+subject+" in "+user+"'s INBOX", time.Minute, func() error {
+		out, err := runErr(python, imapRead, host, "143", servername, "dump", user, password, caFile)
+		if err != nil {
+			return err
+		}
+		var b inbox
+		decode(t, out, &b)
+		if _, _, ok := b.bySubject(subject); !ok {
+			return fmt.Errorf("not among %d messages", len(b.Messages))
+		}
+		return nil
+	})
+}
 
 // logSays reports whether one log line has the message and mentions the address.
 func logSays(logs, msg, address string) bool {
