@@ -21,8 +21,9 @@ const (
 
 // TestMailSystem installs the chart, applies the samples, and uses the mail domain from the host:
 // SMTP to the MX port, submission with AUTH, IMAP with STARTTLS; adds a second MailDomain and
-// mails between the two; adds and deletes a Mailbox on the running server; then deletes the
-// mail pod and reads the same mail with the same UIDs from its successor on the same volume.
+// mails between the two; adds and deletes a Mailbox on the running server; deletes the mail pod
+// and reads the same mail with the same UIDs from its successor on the same volume; finally
+// upgrades and uninstalls the release, which keeps the CRDs, the objects and the mail.
 func TestMailSystem(t *testing.T) {
 	e := newEnv(t)
 	swaks := lookPath(t, "swaks")
@@ -222,6 +223,41 @@ func TestMailSystem(t *testing.T) {
 			case uid1 != uid0 || sha1 != sha0:
 				t.Errorf("message %q: UID %d sha256 %s before the restart, UID %d sha256 %s after", s, uid0, sha0, uid1, sha1)
 			}
+		}
+	})
+
+	e.phase(t, "helm upgrade, then uninstall: CRDs and mail kept", func(t *testing.T) {
+		operatorPods := "-l=app.kubernetes.io/instance=kubemail,app.kubernetes.io/component=operator"
+		oldPods := strings.Fields(e.jsonpath(t, "{.items[*].metadata.name}", "-n", namespace, "get", "pods", operatorPods))
+		run(t, e.helm, "upgrade", "kubemail", "charts/kubemail", "--namespace", namespace, "--reuse-values",
+			"--set", "logFormat=text", "--wait", "--timeout", "3m")
+		e.k(t, "-n", namespace, "rollout", "status", "deployment/kubemail", "--timeout=2m")
+		// Then only the new pod is left for kubectl logs to pick.
+		for _, p := range oldPods {
+			e.k(t, "-n", namespace, "wait", "--for=delete", "pod/"+p, "--timeout=2m")
+		}
+		if logs := e.k(t, "-n", namespace, "logs", "deployment/kubemail"); !strings.Contains(logs, "level=INFO") {
+			t.Errorf("after helm upgrade --set logFormat=text the operator does not log text:\n%s", logs)
+		}
+		run(t, e.helm, "uninstall", "kubemail", "--namespace", namespace, "--wait", "--timeout", "2m")
+		if out, err := runErr(e.kubectl, "-n", namespace, "get", "deployment", "kubemail"); err == nil {
+			t.Errorf("the operator's Deployment is still there after helm uninstall:\n%s", out)
+		}
+		for _, crd := range []string{"maildomains", "mailboxes", "relaypolicies"} {
+			e.k(t, "get", "crd", crd+".mail.kubemail.io")
+		}
+		table := e.k(t, "get", "maildomains,mailboxes")
+		for _, name := range []string{domain, "other-test", "alice-example-test", "dave-other-test"} {
+			if !strings.Contains(table, "/"+name+" ") {
+				t.Errorf("%s is gone after helm uninstall:\n%s", name, table)
+			}
+		}
+		// The mail servers do not depend on the operator: alice still reads her mail.
+		out := run(t, python, imapRead, svc, "143", mailHost, "dump", "alice@example.test", "alice-password", caFile)
+		var b inbox
+		decode(t, out, &b)
+		if _, _, ok := b.bySubject(mxSubject); !ok {
+			t.Errorf("alice's mail is gone after helm uninstall: %+v", b.Messages)
 		}
 	})
 }
