@@ -41,7 +41,6 @@ type options struct {
 	kubemail   string
 	manifests  string
 	smtpSource string
-	postfix    string
 	messages   int
 	sessions   []int
 	size       int
@@ -114,13 +113,12 @@ func parseFlags() (options, error) {
 	flag.StringVar(&o.kubemail, "kubemail", "bin/kubemail", "kubemail binary")
 	flag.StringVar(&o.manifests, "manifests", "config/samples", "manifests served by kubemail")
 	flag.StringVar(&o.smtpSource, "smtp-source", "/usr/sbin/smtp-source", "Postfix's smtp-source")
-	flag.StringVar(&o.postfix, "postfix", "/usr/sbin/postfix", "postfix command")
 	flag.IntVar(&o.messages, "messages", envInt("BENCH_MESSAGES", 20000), "messages per run")
 	flag.StringVar(&sessions, "sessions", envString("BENCH_SESSIONS", "1,10,50"), "comma-separated concurrent session counts")
 	flag.IntVar(&o.size, "size", 10240, "message size in bytes")
 	flag.DurationVar(&o.timeout, "timeout", envDuration("BENCH_TIMEOUT", 10*time.Minute), "time limit of one run")
 	flag.BoolVar(&o.reuse, "reuse", os.Getenv("BENCH_REUSE") == "1", "send several messages per connection (smtp-source -d)")
-	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directories")
+	flag.BoolVar(&o.keep, "keep", false, "keep kubemail's temporary directories (RELAY_KEEP=1 keeps Postfix's)")
 	flag.StringVar(&o.recipient, "to", "alice@example.test", "recipient; must be a mailbox in -manifests")
 	extra := flag.String("kubemail-flags", os.Getenv("BENCH_KUBEMAIL_FLAGS"), "extra `kubemail server` flags, space-separated")
 	servers := flag.String("servers", envString("BENCH_SERVERS", "kubemail,postfix"), "comma-separated servers to measure: kubemail, postfix")
@@ -171,7 +169,7 @@ func envDuration(name string, def time.Duration) time.Duration {
 func checkTools(o options) error {
 	tools := []string{o.smtpSource}
 	for _, s := range o.servers {
-		tools = append(tools, map[string]string{"kubemail": o.kubemail, "postfix": o.postfix}[s])
+		tools = append(tools, map[string]string{"kubemail": o.kubemail, "postfix": "/usr/sbin/postfix"}[s])
 	}
 	for _, p := range tools {
 		if _, err := os.Stat(p); err != nil {

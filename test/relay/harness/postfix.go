@@ -265,3 +265,11 @@ func alive(pid int) bool {
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(fields) > 0 && fields[0] != "Z"
 }
+
+// MasterPID is the pid of the running master, or 0.
+func (pf *Postfix) MasterPID() int {
+	if pf.masterPID == 0 {
+		pf.masterPID = pf.readMasterPID()
+	}
+	return pf.masterPID
+}
