@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -26,7 +27,31 @@ type MailboxSpec struct {
 	// PasswordSecretRef names the Secret key holding the password: either the password itself,
 	// which is hashed before use, or an argon2id ("$argon2id$...") or bcrypt ("$2b$...") hash.
 	PasswordSecretRef SecretKeySelector `json:"passwordSecretRef"`
+
+	// Quota is the most mail the mailbox may hold, counted as the size of its messages in every
+	// folder. Mail that would pass it is refused with a temporary error (452 4.2.2), so the
+	// sender's server keeps trying while the user makes room. Unset means no limit.
+	// +optional
+	Quota *resource.Quantity `json:"quota,omitempty"`
+
+	// ReclaimPolicy says what happens to the mail on disk when the Mailbox is deleted: Retain
+	// (the default) keeps it, so re-creating the Mailbox finds it again; Delete removes it from
+	// the mail server's volume. Credentials are removed at once in both cases.
+	// +optional
+	// +kubebuilder:validation:Enum=Retain;Delete
+	// +kubebuilder:default=Retain
+	ReclaimPolicy MailboxReclaimPolicy `json:"reclaimPolicy,omitempty"`
 }
+
+// MailboxReclaimPolicy is what happens to a deleted Mailbox's mail.
+type MailboxReclaimPolicy string
+
+const (
+	// MailboxRetain keeps the mail on the volume after the Mailbox is deleted.
+	MailboxRetain MailboxReclaimPolicy = "Retain"
+	// MailboxDelete removes the mail from the volume after the Mailbox is deleted.
+	MailboxDelete MailboxReclaimPolicy = "Delete"
+)
 
 // MailboxStatus is what the operator observed of a Mailbox.
 type MailboxStatus struct {

@@ -48,6 +48,8 @@ type Mailbox struct {
 	Aliases []string `json:"aliases,omitempty"`
 	// PasswordHash is an argon2id or bcrypt hash in its standard string form.
 	PasswordHash string `json:"passwordHash"`
+	// Quota is the most mail, in bytes, the mailbox may hold in all its folders; 0 is no limit.
+	Quota int64 `json:"quota,omitempty"`
 }
 
 // RelayPolicy is a resolved RelayPolicy object; the outbound queue acts on it.

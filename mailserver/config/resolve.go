@@ -206,10 +206,25 @@ func (r *resolver) mailbox(mb *v1alpha1.Mailbox, hash PasswordHasher) {
 		fail("spec.passwordSecretRef", "%v", err)
 		return
 	}
+	switch p := mb.Spec.ReclaimPolicy; p {
+	case "", v1alpha1.MailboxRetain, v1alpha1.MailboxDelete:
+	default:
+		fail("spec.reclaimPolicy", "%q is neither Retain nor Delete", p)
+		return
+	}
+	var quota int64
+	if q := mb.Spec.Quota; q != nil {
+		n, ok := q.AsInt64()
+		if !ok || n < 0 {
+			fail("spec.quota", "%s is not a size in bytes", q.String())
+			return
+		}
+		quota = n
+	}
 	for _, a := range addrs {
 		r.seen[a] = "Mailbox " + key
 	}
-	r.cfg.Mailboxes = append(r.cfg.Mailboxes, Mailbox{Address: addr, Aliases: aliases, PasswordHash: hashed})
+	r.cfg.Mailboxes = append(r.cfg.Mailboxes, Mailbox{Address: addr, Aliases: aliases, PasswordHash: hashed, Quota: quota})
 }
 
 // localAddress checks that addr is a mailbox address in one of the resolved domains.
