@@ -241,7 +241,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	if err != nil {
 		return nil, err
 	}
-	uidValidity, src, dst, err := s.folder.CopyTo(destF, uids(ts))
+	uidValidity, src, dst, err := s.folder.CopyTo(destF, uids(ts), 0)
 	if err != nil {
 		return nil, s.internal("copying", err)
 	}

@@ -213,7 +213,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if err != nil {
 		return nil, err
 	}
-	uidValidity, uid, err := f.Append(r, fromFlags(options.Flags), options.Time)
+	uidValidity, uid, err := f.Append(r, fromFlags(options.Flags), options.Time, 0)
 	if err != nil {
 		return nil, s.internal("appending", err)
 	}

@@ -253,12 +253,20 @@ func (a *Account) Delete(name string) error {
 		return fmt.Errorf("%w: %q", ErrHasChildren, name)
 	}
 	dir := a.folderDir(name)
+	c, err := a.s.beginCharge(a.address, 0, 0)
+	if err != nil {
+		return err
+	}
 	// Move it out of sight first, so a crash never leaves half a folder.
 	trash := filepath.Join(a.dir, "tmp", "deleted-"+uniqueBase(time.Now()))
 	if err := os.Rename(dir, trash); err != nil {
+		c.end(false, 0, 0)
 		return fmt.Errorf("store: deleting folder: %w", err)
 	}
 	a.dropLocked(name)
+	// What the quota no longer counts is what was moved away (mail that raced in is in it too).
+	freed, err := countFolder(trash)
+	c.end(err == nil, -freed.Bytes, -freed.Messages)
 	if err := os.RemoveAll(trash); err != nil {
 		a.s.logger.Warn("Failed to remove deleted folder", "mailbox", a.address, "folder", name, "error", err)
 	}

@@ -29,7 +29,25 @@ var anonymousFiles = true
 // every copy has been fsynced and renamed into new/, and the new/ directories fsynced; when it
 // returns an error no copy is visible in any mailbox. IMAP sessions watching an INBOX that got a
 // copy are notified. Safe for concurrent use.
+//
+// Deliver does not check quotas (the copies count towards them): it is for mail the server owes
+// the user whatever the quota, such as delivery status notices. DeliverWithQuota checks them.
 func (s *Store) Deliver(ctx context.Context, mailboxes []string, prefix []byte, body io.Reader) (int64, error) {
+	return s.deliver(ctx, mailboxes, nil, prefix, body)
+}
+
+// DeliverWithQuota is Deliver that also refuses the message, for every mailbox, when it would take
+// any of them past its quota (quota(mailbox) bytes, 0 for none): it then returns a *QuotaError
+// naming those mailboxes (errors.Is ErrOverQuota), and no copy is anywhere. The body is read in
+// full first, so the size checked is the size stored.
+func (s *Store) DeliverWithQuota(ctx context.Context, mailboxes []string, quota QuotaFunc, prefix []byte, body io.Reader) (int64, error) {
+	if quota == nil {
+		quota = func(string) int64 { return 0 }
+	}
+	return s.deliver(ctx, mailboxes, quota, prefix, body)
+}
+
+func (s *Store) deliver(ctx context.Context, mailboxes []string, quota QuotaFunc, prefix []byte, body io.Reader) (int64, error) {
 	if len(mailboxes) == 0 {
 		return 0, errors.New("store: deliver: no mailboxes")
 	}
@@ -53,11 +71,11 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []string, prefix []byte, 
 
 	base := uniqueBase(time.Now())
 	if !anonymousFiles {
-		return s.deliverNamed(ctx, dirs, addrs, base, prefix, body)
+		return s.deliverNamed(ctx, dirs, addrs, quota, base, prefix, body)
 	}
 	f, size, err := durable.WriteAnonymous(filepath.Join(dirs[0], "tmp"), 0o600, prefix, body)
 	if errors.Is(err, durable.ErrUnsupported) {
-		return s.deliverNamed(ctx, dirs, addrs, base, prefix, body)
+		return s.deliverNamed(ctx, dirs, addrs, quota, base, prefix, body)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("store: deliver: %w", err)
@@ -65,6 +83,10 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []string, prefix []byte, 
 	defer f.Close()
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("store: deliver: %w", err)
+	}
+	charges, err := s.beginCharges(addrs, size, quota)
+	if err != nil {
+		return 0, err // a *QuotaError, or the count failed
 	}
 	name := withSize(base, size)
 	var finals []string
@@ -81,11 +103,17 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []string, prefix []byte, 
 		}
 		if err != nil {
 			undo()
+			endAll(charges, false, 0, 0)
 			return 0, fmt.Errorf("store: deliver: %w", err)
 		}
 		finals = append(finals, final)
 	}
-	return size, s.publish(dirs, addrs, undo)
+	if err := s.publish(dirs, addrs, undo); err != nil {
+		endAll(charges, false, 0, 0)
+		return 0, err
+	}
+	endAll(charges, true, size, 1)
+	return size, nil
 }
 
 // publish makes the new entries durable and tells IMAP sessions, or calls undo on failure.
@@ -102,7 +130,7 @@ func (s *Store) publish(dirs, addrs []string, undo func()) error {
 
 // deliverNamed is Deliver where files without a name cannot be made (NFS, non-Linux): the
 // Maildir way, tmp/ then rename into new/, hard links for the other mailboxes.
-func (s *Store) deliverNamed(ctx context.Context, dirs, addrs []string, base string, prefix []byte, body io.Reader) (int64, error) {
+func (s *Store) deliverNamed(ctx context.Context, dirs, addrs []string, quota QuotaFunc, base string, prefix []byte, body io.Reader) (int64, error) {
 	var tmps []string // tmp files made so far; removed on every return path
 	defer func() {
 		for _, t := range tmps {
@@ -118,6 +146,16 @@ func (s *Store) deliverNamed(ctx context.Context, dirs, addrs []string, base str
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("store: deliver: %w", err)
 	}
+	charges, err := s.beginCharges(addrs, size, quota)
+	if err != nil {
+		return 0, err // a *QuotaError, or the count failed
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			endAll(charges, false, 0, 0)
+		}
+	}()
 	for _, dir := range dirs[1:] {
 		t := filepath.Join(dir, "tmp", base)
 		tmps = append(tmps, t)
@@ -145,7 +183,8 @@ func (s *Store) deliverNamed(ctx context.Context, dirs, addrs []string, base str
 	if err := s.publish(dirs, addrs, undo); err != nil {
 		return 0, err
 	}
-	tmps = nil
+	tmps, ok = nil, true
+	endAll(charges, true, size, 1)
 	return size, nil
 }
 

@@ -52,6 +52,38 @@
 // Files the index names but that are gone were expunged by another process; files it does not
 // name are new and get the next UIDs. New mail in new/ is moved to cur/ when it gets its UID.
 //
+// # Quota
+//
+// The store knows what each mailbox holds, as its quota counts it: the bytes and the number of
+// message files in cur/ and new/ of every folder (not tmp/, not the index), each file by the S=
+// size in its name or else its file size, as Dovecot's Maildir++ quota counts. A mailbox is
+// counted on its first use after Open (one readdir per folder: sizes come from the names, so no
+// stat per message), and the count is then kept current by every operation that adds or removes
+// message files: Deliver, DeliverWithQuota, Append, CopyTo, MoveTo, Expunge and folder deletion.
+// Each holds a charge on the count from before it touches files until after; the charge reserves
+// the bytes it may add, so concurrent operations cannot pass a quota together, and a recount
+// waits until no charge is held, so it never sees an operation half done.
+//
+// Changes by other processes (mutt, a restore, a Dovecot LDA) are not seen as they happen. A
+// mailbox is counted again at its next use once its count is 15 minutes old (Maildir++'s window),
+// or as soon as a folder scan finds messages another process added to or removed from cur/.
+// We recount rather than keep Maildir++'s maildirsize file: the file would save the first count
+// after a restart, but it costs a write on every delivery, drifts after a crash unless each write
+// is fsynced, and is only as right as every other writer is careful; a count is right after every
+// restart and costs one readdir per folder. A maildirsize file found at the first count is
+// removed, because kubemail does not keep it current and Dovecot or Courier would trust its stale
+// sums; without it they count for themselves.
+//
+// Checks (RFC 9208 5.1: a limit is never exceeded by a checked operation): DeliverWithQuota,
+// Append and CopyTo given a quota refuse with a *QuotaError (errors.Is ErrOverQuota), storing
+// nothing, when what the mailbox holds plus what operations under way reserved plus the new
+// bytes would pass it. DeliverWithQuota is all-or-nothing across its mailboxes like Deliver: if
+// one would pass its quota, none gets a copy, and the error names every such mailbox. Never
+// checked: Deliver (mail the server owes the user, such as delivery status notices), MoveTo (a
+// move within a mailbox does not change what it holds; a user over quota can still move mail to
+// Trash), Expunge and folder deletion. A mailbox can thus be over its quota (after Deliver, or when
+// its quota is lowered); every checked addition is then refused until mail is removed.
+//
 // # Change notification
 //
 // Every change made through the store (delivery, append, flags, expunge, folder operations) is

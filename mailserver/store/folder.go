@@ -131,6 +131,12 @@ func (s *Store) newUIDValidity() uint32 {
 func (f *Folder) scanLocked(full bool, dirty *bool) error {
 	var added []Message
 	if full {
+		outside := false // another process added or removed messages: recount the quota usage
+		defer func() {
+			if outside {
+				f.s.markStale(f.address)
+			}
+		}()
 		names, err := readNames(filepath.Join(f.dir, "cur"))
 		if err != nil {
 			return err
@@ -145,7 +151,7 @@ func (f *Folder) scanLocked(full bool, dirty *bool) error {
 			file, ok := onDisk[m.base]
 			if !ok {
 				f.msgs = append(f.msgs[:i], f.msgs[i+1:]...)
-				*dirty = true
+				*dirty, outside = true, true
 				if f.observer != nil {
 					f.observer.Expunged(uint32(i + 1))
 				}
@@ -174,6 +180,7 @@ func (f *Folder) scanLocked(full bool, dirty *bool) error {
 			m.Letters = normFlags(m.Letters)
 			if f.fillSize(&m, "cur") {
 				added = append(added, m)
+				outside = true
 			}
 		}
 	}

@@ -49,8 +49,10 @@ func (f *Folder) Status() (Status, error) {
 }
 
 // Append stores a message read from r with the given IMAP flags and internal date (now if zero)
-// and returns its UID (RFC 4315 APPENDUID). The file is durable when Append returns.
-func (f *Folder) Append(r io.Reader, flags []string, date time.Time) (uidValidity, uid uint32, err error) {
+// and returns its UID (RFC 4315 APPENDUID). The file is durable when Append returns. With quota >
+// 0 (the mailbox's quota in bytes) a message that would take the mailbox past it is not stored:
+// Append returns a *QuotaError (errors.Is ErrOverQuota).
+func (f *Folder) Append(r io.Reader, flags []string, date time.Time, quota int64) (uidValidity, uid uint32, err error) {
 	if date.IsZero() {
 		date = time.Now()
 	}
@@ -64,13 +66,19 @@ func (f *Folder) Append(r io.Reader, flags []string, date time.Time) (uidValidit
 	if err := os.Chtimes(tmp, date, date); err != nil {
 		return 0, 0, fmt.Errorf("store: setting internal date: %w", err)
 	}
+	c, err := f.s.beginCharge(f.address, size, quota)
+	if err != nil {
+		return 0, 0, err
+	}
 	letters, keywords := splitFlags(flags)
 	m := Message{Letters: letters, Keywords: keywords, Size: size, Date: date, base: withSize(base, size)}
 	m.file = curName(m.base, letters)
 	uidValidity, uids, err := f.commit([]string{tmp}, []Message{m})
 	if err != nil {
+		c.end(false, 0, 0)
 		return 0, 0, err
 	}
+	c.end(true, size, 1)
 	return uidValidity, uids[0], nil
 }
 
@@ -171,12 +179,18 @@ func (f *Folder) Expunge(uids func(uid uint32) bool) ([]uint32, error) {
 	})
 }
 
-func (f *Folder) expunge(match func(m *Message) bool) ([]uint32, error) {
+func (f *Folder) expunge(match func(m *Message) bool) (_ []uint32, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.gone {
 		return nil, ErrFolderGone
 	}
+	c, err := f.s.beginCharge(f.address, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	var freed, removed int64
+	defer func() { c.end(err == nil, -freed, -removed) }()
 	cur := filepath.Join(f.dir, "cur")
 	var gone []uint32
 	for i := len(f.msgs) - 1; i >= 0; i-- {
@@ -187,6 +201,8 @@ func (f *Folder) expunge(match func(m *Message) bool) ([]uint32, error) {
 		if err := os.Remove(filepath.Join(cur, m.file)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return gone, fmt.Errorf("store: expunging: %w", err)
 		}
+		freed += m.Size
+		removed++
 		gone = append(gone, m.UID)
 		f.msgs = append(f.msgs[:i], f.msgs[i+1:]...)
 		if f.observer != nil {
@@ -203,8 +219,10 @@ func (f *Folder) expunge(match func(m *Message) bool) ([]uint32, error) {
 
 // CopyTo copies the messages with the given UIDs (missing ones are skipped) into dest, keeping
 // flags, keywords and internal dates, and returns dest's UIDVALIDITY with the source UIDs and
-// the UIDs they got (RFC 4315 COPYUID). dest may be f itself.
-func (f *Folder) CopyTo(dest *Folder, uids []uint32) (uidValidity uint32, srcUIDs, destUIDs []uint32, err error) {
+// the UIDs they got (RFC 4315 COPYUID). dest may be f itself. With quota > 0 (the quota of dest's
+// mailbox in bytes), copies that would take the mailbox past it are not made: CopyTo returns a
+// *QuotaError and copies nothing.
+func (f *Folder) CopyTo(dest *Folder, uids []uint32, quota int64) (uidValidity uint32, srcUIDs, destUIDs []uint32, err error) {
 	type source struct {
 		path string
 		m    Message
@@ -224,6 +242,22 @@ func (f *Folder) CopyTo(dest *Folder, uids []uint32) (uidValidity uint32, srcUID
 	}
 	f.mu.Unlock()
 
+	var want int64
+	for _, src := range srcs {
+		want += src.m.Size
+	}
+	c, err := f.s.beginCharge(dest.address, want, quota)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	var added int64
+	defer func() {
+		if err != nil {
+			c.end(false, 0, 0)
+		} else {
+			c.end(true, added, int64(len(destUIDs)))
+		}
+	}()
 	var tmps []string
 	defer func() {
 		for _, t := range tmps {
@@ -253,6 +287,9 @@ func (f *Folder) CopyTo(dest *Folder, uids []uint32) (uidValidity uint32, srcUID
 	uidValidity, destUIDs, err = dest.commit(tmps, msgs)
 	if err != nil {
 		return 0, nil, nil, err
+	}
+	for _, m := range msgs {
+		added += m.Size
 	}
 	return uidValidity, srcUIDs, destUIDs, nil
 }
@@ -289,9 +326,11 @@ func (f *Folder) linkOrCopy(uid uint32, path, tmp string, date time.Time) (bool,
 }
 
 // MoveTo moves the messages with the given UIDs into dest (RFC 6851): copies them, then expunges
-// them from f. A crash in between leaves both copies, never none.
+// them from f. A crash in between leaves both copies, never none. A move within one mailbox does
+// not change what it holds, so it is never refused for the quota: a user over quota can still
+// move mail to Trash (as Dovecot allows).
 func (f *Folder) MoveTo(dest *Folder, uids []uint32) (uidValidity uint32, srcUIDs, destUIDs []uint32, err error) {
-	uidValidity, srcUIDs, destUIDs, err = f.CopyTo(dest, uids)
+	uidValidity, srcUIDs, destUIDs, err = f.CopyTo(dest, uids, 0)
 	if err != nil || len(srcUIDs) == 0 {
 		return uidValidity, srcUIDs, destUIDs, err
 	}

@@ -247,7 +247,7 @@ func TestAppendCopyMoveExpunge(t *testing.T) {
 	drafts, _ := a.Folder("Drafts")
 	date := time.Date(2020, 5, 17, 10, 0, 0, 0, time.UTC)
 	body := "Subject: draft\r\n\r\nText\r\n"
-	uv, uid, err := drafts.Append(strings.NewReader(body), []string{`\Draft`, `\Seen`, "$Todo"}, date)
+	uv, uid, err := drafts.Append(strings.NewReader(body), []string{`\Draft`, `\Seen`, "$Todo"}, date, 0)
 	if err != nil || uid != 1 || uv == 0 {
 		t.Fatalf("Append = %d, %d, %v", uv, uid, err)
 	}
@@ -262,7 +262,7 @@ func TestAppendCopyMoveExpunge(t *testing.T) {
 		t.Errorf("Open read %q", got)
 	}
 	archive, _ := a.Folder("Archive")
-	_, src, dst, err := drafts.CopyTo(archive, []uint32{1, 99})
+	_, src, dst, err := drafts.CopyTo(archive, []uint32{1, 99}, 0)
 	if err != nil || !slices.Equal(src, []uint32{1}) || !slices.Equal(dst, []uint32{1}) {
 		t.Fatalf("CopyTo = %v %v %v", src, dst, err)
 	}
@@ -316,7 +316,7 @@ func TestFolderManagement(t *testing.T) {
 		t.Errorf("Delete INBOX: %v", err)
 	}
 	w, _ := a.Folder("Work.Projects")
-	w.Append(strings.NewReader("Subject: x\r\n\r\n"), nil, time.Time{})
+	w.Append(strings.NewReader("Subject: x\r\n\r\n"), nil, time.Time{}, 0)
 	if err := a.Rename("Work", "Jobs.Old"); err != nil {
 		t.Fatal(err)
 	}

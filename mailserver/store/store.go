@@ -27,6 +27,9 @@ type Store struct {
 
 	mu      sync.Mutex            // guards folders and folder creation, renaming and deletion
 	folders map[folderKey]*Folder // folders loaded so far
+
+	usageMu sync.Mutex        // guards usages (not the counts: each has its own lock)
+	usages  map[string]*usage // mailbox directory -> its running count, for quotas
 }
 
 type folderKey struct {
@@ -47,6 +50,7 @@ func Open(dataDir string, logger *slog.Logger) (*Store, error) {
 		root:    root,
 		logger:  logger,
 		folders: make(map[folderKey]*Folder),
+		usages:  make(map[string]*usage),
 	}, nil
 }
 
