@@ -2,7 +2,14 @@
 //
 // MailDomainReconciler turns each MailDomain into the children that controllers/builder renders
 // (Secret, ConfigMap, headless and client Service, StatefulSet), in that order, because the pod
-// needs its manifests before it starts. Its runtime config comes from the same
+// needs its manifests before it starts. Right after the Secret and ConfigMap it sets the
+// annotation mail.kubemail.io/config-hash (ConfigHashAnnotation: the hash of the two files the
+// pod's manifests volume holds) on the domain's running pods that lack the current value: a
+// change of a pod's annotations makes the kubelet sync the pod and rewrite its ConfigMap and
+// Secret volumes at once, instead of at its periodic sync 1 to 1.5 minutes later, and the
+// server reloads the files within its 2 s poll. So a new Mailbox logs in, and a deleted one is
+// refused, within seconds and without a restart (the pod template is not touched). The manager
+// caches only mail server pods (CacheOptions). Its runtime config comes from the same
 // mailserver/config.Resolve that the standalone server runs, over the domain, the Mailboxes
 // whose address is in the domain, the RelayPolicies that select it and the referenced Secrets.
 // The config also routes mail for every other MailDomain the operator watches (in any namespace)

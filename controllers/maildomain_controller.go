@@ -38,6 +38,7 @@ type MailDomainReconciler struct {
 // +kubebuilder:rbac:groups=mail.kubemail.io,resources=maildomains/status;mailboxes/status;relaypolicies/status,verbs=get;patch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=services;configmaps;secrets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // phase is one ordered step of a reconcile; its name becomes the reason when it fails.
@@ -54,6 +55,9 @@ type domainState struct {
 	svc    *corev1.Service     // the client Service, likewise
 	dkim   string              // the DKIM TXT record value
 	wrote  []string            // children written, for the log
+
+	objects   string // objects.yaml as applied in the ConfigMap
+	passwords []byte // passwords.yaml as applied in the Secret
 }
 
 // Reconcile loads the MailDomain, runs the phases in order and writes its status.
@@ -71,6 +75,7 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		{"Secret", r.secretPhase},
 		{"DKIM", r.dkimPhase},
 		{"ConfigMap", r.configMapPhase},
+		{"Pods", r.podsPhase},
 		{"Services", r.servicesPhase},
 		{"TLS", r.tlsPhase},
 		{"StatefulSet", r.statefulSetPhase},
@@ -142,6 +147,7 @@ func (r *MailDomainReconciler) secretPhase(ctx context.Context, st *domainState)
 	if err != nil {
 		return err
 	}
+	st.passwords = s.Data[kmbuilder.PasswordsKey]
 	return r.apply(ctx, st, s, &corev1.Secret{})
 }
 
@@ -150,6 +156,7 @@ func (r *MailDomainReconciler) configMapPhase(ctx context.Context, st *domainSta
 	if err != nil {
 		return err
 	}
+	st.objects = cm.Data[kmbuilder.ObjectsKey]
 	return r.apply(ctx, st, cm, &corev1.ConfigMap{})
 }
 
@@ -258,6 +265,9 @@ func (r *MailDomainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.Secret{}).
+		// The mail server's pods, cached by CacheOptions' label selector: a new one gets the
+		// config hash annotation (podsPhase).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(domainOfPod), builder.WithPredicates(podCreated)).
 		Watches(&v1alpha1.Mailbox{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfMailbox)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfSecret)).
 		Watches(&v1alpha1.RelayPolicy{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfPolicy)).

@@ -16,5 +16,6 @@
 // passwordSecretRef is rewritten to point at it. A projected volume lays both files in one
 // directory, the server resolves them with mailserver/config.Resolve exactly as it resolves a
 // hand-written directory, and the kubelet's atomic updates of the volume reach the running
-// server, which reloads without a restart. Plain passwords never leave the operator.
+// server, which reloads without a restart (the operator annotates the running pods with the
+// hash of the two files, so the kubelet makes the update at once: see package controllers). Plain passwords never leave the operator.
 package builder
