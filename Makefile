@@ -46,7 +46,7 @@ test-deps: ## Install what the tests need (Debian packages) where it is missing.
 	hack/install-test-deps.sh
 
 .PHONY: test
-test: test-deps vet unit test-operator e2e relay ## Vet, unit tests, operator tests on envtest, then end-to-end tests with real clients and peers.
+test: test-deps vet unit test-operator test-e2e relay ## Vet, unit tests, operator tests on envtest, then end-to-end tests with real clients and peers.
 
 .PHONY: unit
 unit: ## Unit and package tests (everything but test/e2e and test/relay).
@@ -57,8 +57,8 @@ unit: ## Unit and package tests (everything but test/e2e and test/relay).
 E2E_RACE ?= -race
 E2E_BIN  := $(BIN)/kubemail-e2e
 
-.PHONY: e2e
-e2e: ## End-to-end tests against the real binary (swaks, smtplib, imaplib, mbsync).
+.PHONY: test-e2e
+test-e2e: ## End-to-end tests against the real binary (swaks, smtplib, imaplib, mbsync).
 	$(GO) build $(E2E_RACE) -o $(E2E_BIN) ./cmd/kubemail
 	KUBEMAIL_BIN=$(E2E_BIN) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./test/e2e/...
 

@@ -1,9 +1,9 @@
 # The end-to-end test on a real one-node Kubernetes built here (issue 5), included at the end of
 # the Makefile; see hack/cluster/README.md. Needs root (containerd, kubelet, a bridge).
-# `e2e-cluster` is not `e2e`: that name is the Makefile's end-to-end test of the binary.
+# `make test-e2e` (part of `make test`) is the end-to-end test of the binary alone.
 
-.PHONY: e2e-cluster
-e2e-cluster: $(HELM) ## Real one-node cluster: helm install, samples, mail through the Service; torn down after.
+.PHONY: e2e
+e2e: $(HELM) ## Real one-node cluster: helm install, samples, mail through the Service; torn down after.
 	GO=$(GO) HELM=$(HELM) hack/cluster/e2e.sh
 
 .PHONY: cluster-up

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The end-to-end test on a real one-node Kubernetes (make e2e-cluster): installs what is missing,
+# The end-to-end test on a real one-node Kubernetes (make e2e): installs what is missing,
 # builds what is not cached, starts the cluster, runs test/cluster, and tears the cluster down
 # whatever happens (EXIT, INT, TERM). Prints the time of each phase. Needs root.
 # Uses HELM (bin/helm, built by hack/operator.mk) and GO (go).
@@ -33,7 +33,7 @@ report() {
 		fi
 		rm -rf "$(dirname "$snapshot")"
 	fi
-	echo "--- e2e-cluster phases" >&2
+	echo "--- e2e phases" >&2
 	printf '  %s\n' "${phases[@]}" >&2
 	printf '  %-28s %4ds  (exit %d)\n' total $((SECONDS - total)) "$rc" >&2
 	exit "$rc"

@@ -6,6 +6,8 @@
 #                 (ghcr.io/kubemail/kubemail:<appVersion of charts/kubemail>), so that
 #                 `helm install kubemail charts/kubemail` runs it as is (pullPolicy IfNotPresent
 #                 and a tag that is not latest: nothing is pulled)
+#   kubemail-next.tar  the same image under a second name (ghcr.io/kubemail/kubemail:e2e-next),
+#                 so the e2e can change a MailDomain's spec.image and watch the rollout
 #   pause.tar     the pod sandbox (hack/images/pause), containerd's sandbox_image
 #   coredns.tar   CoreDNS with the cluster's plugins (hack/cluster/coredns), user 65532
 # go build's cache makes a rebuild of unchanged sources take a second.
@@ -29,7 +31,9 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$
 	go build -o "$work/images" .)
 (cd hack/cluster/coredns && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/coredns" .)
 "$work/images" -binary "$work/kubemail" -entrypoint /kubemail -user 65532:65532 -tag "$kubemail_image" -out "$out/kubemail.tar"
+"$work/images" -binary "$work/kubemail" -entrypoint /kubemail -user 65532:65532 -tag "${kubemail_image%:*}:e2e-next" -out "$out/kubemail-next.tar"
 "$work/images" -binary "$work/pause" -entrypoint /pause -user 65535:65535 -tag kubemail.local/pause:e2e -out "$out/pause.tar"
 "$work/images" -binary "$work/coredns" -entrypoint /coredns -user 65532:65532 -tag kubemail.local/coredns:e2e -out "$out/coredns.tar"
 echo "$kubemail_image" >"$out/kubemail.image"
+echo "${kubemail_image%:*}:e2e-next" >"$out/kubemail-next.image"
 log "built $kubemail_image ($version) kubemail.local/pause:e2e and kubemail.local/coredns:e2e into $out in $((SECONDS - start))s"

@@ -1,6 +1,6 @@
 // Package cluster is the end-to-end test on a real one-node Kubernetes (issue 5): what a user sees
 // when they install the chart, apply the samples and use the mail system from outside the
-// cluster. The test files carry the `cluster` build tag; `make e2e-cluster` (hack/cluster.mk)
+// cluster. The test files carry the `cluster` build tag; `make e2e` (hack/cluster.mk)
 // builds the binaries and images, starts the cluster with hack/cluster/up.sh, runs them with
 // KUBECONFIG, KUBECTL and HELM set, and tears the cluster down (hack/cluster/README.md).
 //

@@ -38,7 +38,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{start: time.Now()}
 	if os.Getenv("KUBECONFIG") == "" {
-		t.Fatal("KUBECONFIG is not set: run the test through `make e2e-cluster` or start hack/cluster/up.sh first")
+		t.Fatal("KUBECONFIG is not set: run the test through `make e2e` or start hack/cluster/up.sh first")
 	}
 	e.kubectl = tool(t, "KUBECTL", filepath.Join(repoRoot, "bin", "k8s", "kubectl"))
 	e.helm = tool(t, "HELM", filepath.Join(repoRoot, "bin", "helm"))

@@ -3,7 +3,7 @@
 // manifests of config/samples, with real clients (Debian's swaks and isync/mbsync, Python's
 // smtplib and imaplib) and real TLS.
 //
-// The binary under test is $KUBEMAIL_BIN (`make e2e` sets it to a race-detector build in bin/; a
+// The binary under test is $KUBEMAIL_BIN (`make test-e2e` sets it to a race-detector build in bin/; a
 // relative path is taken from the repository root); without it the tests build ./cmd/kubemail
 // into a temporary directory. A client that is not installed skips its tests on a developer
 // machine and fails them under CI=true (run `make test-deps`).

@@ -106,7 +106,7 @@ func (s *server) start() {
 			s.cmd.Process.Kill()
 			<-s.exited
 		}
-		// A race-detector build (make e2e) reports data races on stderr as they happen.
+		// A race-detector build (make test-e2e) reports data races on stderr as they happen.
 		if strings.Contains(s.logs.String(), "WARNING: DATA RACE") {
 			t.Errorf("the server reported a data race")
 		}
