@@ -3,10 +3,10 @@
 // manifests of config/samples, with real clients (Debian's swaks and isync/mbsync, Python's
 // smtplib and imaplib) and real TLS.
 //
-// The binary under test is $KUBEMAIL_BIN (`make test-e2e` sets it to a race-detector build in bin/; a
-// relative path is taken from the repository root); without it the tests build ./cmd/kubemail
-// into a temporary directory. A client that is not installed skips its tests on a developer
-// machine and fails them under CI=true (run `make test-deps`).
+// The binary under test is the one test/internal/testbin finds: $KUBEMAIL_BIN (`make test-e2e`
+// sets it to a race-detector build in bin/) or a fresh build in a temporary directory. A client
+// that is not installed skips its tests on a developer machine and fails them under CI=true (run
+// `make test-deps`).
 package e2e
 
 import (
@@ -14,8 +14,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
+
+	"github.com/kubemail/kubemail/test/internal/testbin"
 )
 
 // kubemailBin is the path of the binary under test, set by TestMain.
@@ -29,34 +30,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	_, file, _, _ := runtime.Caller(0)
-	repoRoot = filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-
-	kubemailBin = os.Getenv("KUBEMAIL_BIN")
-	if kubemailBin == "" {
-		dir, err := os.MkdirTemp("", "kubemail-e2e-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		kubemailBin = filepath.Join(dir, "kubemail")
-		build := exec.Command("go", "build", "-o", kubemailBin, "./cmd/kubemail")
-		build.Dir = repoRoot
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: building kubemail failed: %v\n", err)
-			return 1
-		}
-	}
-	if !filepath.IsAbs(kubemailBin) {
-		// go test runs in the package directory; a relative path means one from the repository.
-		kubemailBin = filepath.Join(repoRoot, kubemailBin)
-	}
-	if _, err := os.Stat(kubemailBin); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: binary under test: %v\n", err)
+	repoRoot = testbin.RepoRoot
+	bin, cleanup, err := testbin.Kubemail()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
+	defer cleanup()
+	kubemailBin = bin
 	return m.Run()
 }
 

@@ -36,8 +36,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
+
+	"github.com/kubemail/kubemail/test/internal/testbin"
 )
 
 var kubemailBin string
@@ -47,32 +48,13 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	_, file, _, _ := runtime.Caller(0)
-	repoRoot := filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-	kubemailBin = os.Getenv("KUBEMAIL_BIN")
-	if kubemailBin == "" {
-		dir, err := os.MkdirTemp("", "kubemail-relay-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		kubemailBin = filepath.Join(dir, "kubemail")
-		build := exec.Command("go", "build", "-o", kubemailBin, "./cmd/kubemail")
-		build.Dir = repoRoot
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "relay: building kubemail failed: %v\n", err)
-			return 1
-		}
-	}
-	if !filepath.IsAbs(kubemailBin) {
-		kubemailBin = filepath.Join(repoRoot, kubemailBin)
-	}
-	if _, err := os.Stat(kubemailBin); err != nil {
-		fmt.Fprintf(os.Stderr, "relay: binary under test: %v\n", err)
+	bin, cleanup, err := testbin.Kubemail()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "relay: %v\n", err)
 		return 1
 	}
+	defer cleanup()
+	kubemailBin = bin
 	return m.Run()
 }
 
