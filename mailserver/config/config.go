@@ -2,7 +2,9 @@
 // know, resolved from the kubemail API objects and validated.
 //
 // The operator and the standalone server both call Resolve, so a manifest directory that works
-// with `kubemail server --manifests DIR` works unchanged with `kubectl apply -f DIR`.
+// with `kubemail server --manifests DIR` works unchanged with `kubectl apply -f DIR`. The one
+// thing a MailDomain's metadata carries is PurgeAnnotation, the addresses whose mail the server
+// is to remove (Config.Purge).
 package config
 
 import (
@@ -24,6 +26,9 @@ type Config struct {
 	Mailboxes []Mailbox `json:"mailboxes"`
 	// RelayPolicies, in the order of their object names.
 	RelayPolicies []RelayPolicy `json:"relayPolicies,omitempty"`
+	// Purge lists the addresses, sorted, whose Maildir the server removes when it loads this
+	// config, unless they are among Mailboxes (PurgeAnnotation says where they come from).
+	Purge []string `json:"purge,omitempty"`
 }
 
 // Domain is one mail domain.

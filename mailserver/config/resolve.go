@@ -78,6 +78,7 @@ func Resolve(objs Objects, hash PasswordHasher) (*Config, error) {
 	}
 	sort.Slice(r.cfg.Domains, func(i, j int) bool { return r.cfg.Domains[i].Name < r.cfg.Domains[j].Name })
 	sort.Slice(r.cfg.Mailboxes, func(i, j int) bool { return r.cfg.Mailboxes[i].Address < r.cfg.Mailboxes[j].Address })
+	r.cfg.Purge = sortedUnique(r.cfg.Purge)
 	if len(r.errs) > 0 {
 		return r.cfg, r.errs
 	}
@@ -136,7 +137,13 @@ func (r *resolver) domain(md *v1alpha1.MailDomain) {
 			return
 		}
 	}
+	purge, err := purgeList(md, name)
+	if err != nil {
+		fail(purgeField, "%v", err)
+		return
+	}
 	r.cfg.Domains = append(r.cfg.Domains, d)
+	r.cfg.Purge = append(r.cfg.Purge, purge...)
 }
 
 func (r *resolver) hasDomain(name string) bool {

@@ -1,6 +1,11 @@
 // Package server assembles one kubemail mail server: it loads the config, opens the mailbox
 // store, and serves SMTP (MX and submission) and IMAP on their listeners until its context ends.
 // `kubemail server` is a thin flag parser over Run; tests run it in-process the same way.
+//
+// The manifests directory is polled (every 2 s by default) and a changed config that loads is
+// put in force without a restart. On every load the Maildirs of the addresses the config lists
+// in Purge (config.PurgeAnnotation: Mailboxes deleted with reclaimPolicy Delete) are removed,
+// never one of a current mailbox; see purger for the rules that keep mail from being lost.
 package server
 
 import (
@@ -96,6 +101,10 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// Deleted mailboxes' mail goes before the store opens (see purger).
+	purges := newPurger(opts.DataDir, log)
+	purges.emptyTrash()
+	purges.apply(cfg)
 	st, err := store.Open(opts.DataDir, log)
 	if err != nil {
 		return fmt.Errorf("opening the mailbox store: %w", err)
@@ -137,6 +146,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	applyConfig := func(cfg *config.Config) {
 		live.Store(config.NewDirectory(cfg))
+		purges.apply(cfg) // once cfg is in force: an address it purges is no mailbox any more
 		ensureDKIMKeys(dkimKeys, cfg, log)
 		client.SetRouting(routing(cfg))
 		q.SetRetryPolicy(retryPolicy(cfg))
