@@ -24,6 +24,10 @@
 //	kubemail_smtp_auth_total{server,result}                    AUTH on submission: ok, failed
 //	                                                            (bad credentials), error
 //	kubemail_imap_logins_total{result}                         IMAP LOGIN/AUTHENTICATE: same
+//	kubemail_mailbox_quota_refusals_total{server,command}      mail refused for a full mailbox:
+//	                                                            server mx, submission or imap;
+//	                                                            command RCPT, DATA (BDAT too),
+//	                                                            APPEND or COPY
 //	kubemail_queue_enqueued_total                              messages put in the queue
 //	kubemail_queue_delivery_attempts_total{result}             one per recipient per attempt:
 //	                                                            delivered, deferred (4xx,
@@ -76,6 +80,14 @@ var IMAPLogins = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "IMAP LOGIN and AUTHENTICATE attempts, by result (ok, failed, error).",
 }, []string{"result"})
 
+// QuotaRefusals counts mail refused because it would take a mailbox past its quota (SMTP 452
+// 4.2.2 or 552 5.2.3, IMAP NO [OVERQUOTA]), by server (mx, submission, imap) and command (RCPT,
+// DATA, APPEND, COPY).
+var QuotaRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Namespace: namespace, Subsystem: "mailbox", Name: "quota_refusals_total",
+	Help: "Mail refused because a mailbox is full (SMTP 452 4.2.2 or 552 5.2.3, IMAP NO [OVERQUOTA]), by server and command.",
+}, []string{"server", "command"})
+
 // Outbound queue counters; the queue's gauges come from its own collector (QueueCollector).
 var (
 	QueueEnqueued = prometheus.NewCounter(prometheus.CounterOpts{
@@ -112,7 +124,7 @@ const (
 )
 
 var all = []prometheus.Collector{SMTPMessagesAccepted, SMTPRejections, SMTPAuth, IMAPLogins,
-	QueueEnqueued, DeliveryAttempts, QueueExpired, Notices, DeliveryConnections}
+	QueueEnqueued, DeliveryAttempts, QueueExpired, Notices, DeliveryConnections, QuotaRefusals}
 
 func init() {
 	// Series with known labels exist from the start at 0, so rate() and alerts see them.
@@ -127,6 +139,14 @@ func init() {
 	}
 	for _, r := range []string{ResultDelivered, ResultDeferred, ResultFailed} {
 		DeliveryAttempts.WithLabelValues(r)
+	}
+	for _, server := range []string{"mx", "submission"} {
+		for _, cmd := range []string{"RCPT", "DATA"} {
+			QuotaRefusals.WithLabelValues(server, cmd)
+		}
+	}
+	for _, cmd := range []string{"APPEND", "COPY"} {
+		QuotaRefusals.WithLabelValues("imap", cmd)
 	}
 	DeliveryConnections.WithLabelValues("true")
 	DeliveryConnections.WithLabelValues("false")

@@ -59,7 +59,7 @@ func (s *session) deliver(r io.Reader) error {
 		rcpts := append(slices.Clone(tx.mailboxes), tx.remote...)
 		_, err = s.b.opts.Queue.Enqueue(s.ctx, tx.from, rcpts, prefix, src)
 	default:
-		_, err = s.b.opts.Store.Deliver(s.ctx, tx.mailboxes, prefix, src)
+		err = s.deliverLocal(tx, prefix, src)
 	}
 	if err == nil && body.err == nil {
 		s.logAccepted(tx, user, body.n)
@@ -72,6 +72,9 @@ func (s *session) deliver(r io.Reader) error {
 			// The client is gone or stuck: end the connection after the reply.
 			closeRead(s.conn.Conn())
 		}
+		return rep
+	}
+	if rep := s.quotaReply(tx, err); rep != nil {
 		return rep
 	}
 	if s.ctx.Err() != nil {

@@ -28,6 +28,9 @@
 //	      relay trick in the local part                 554 5.7.1  (see below)
 //	      no mailbox, alias or plus-address             550 5.1.1
 //	      SIZE= over this domain's limit                552 5.3.4  (RFC 1870 6.1)
+//	      mailbox at or over its quota                  452 4.2.2  Mailbox full (RFC 3463 X.2.2; see Quota)
+//	      SIZE= would take the mailbox past its quota   452 4.2.2  (RFC 1870 6.1)
+//	      SIZE= larger than the mailbox's whole quota   552 5.2.3  (RFC 3463 X.2.3: can never fit)
 //	      past the recipient limit                      452 4.5.3  (RFC 5321 4.5.3.1.10)
 //	      more than 20 rejected RCPTs on a connection   421 4.7.0, connection closed
 //	DATA/BDAT
@@ -36,6 +39,8 @@
 //	      a line over 2000 octets                       500 5.5.2, then go-smtp's 500 5.4.0 and close
 //	      no data for the idle timeout                  421 4.4.2, connection closed
 //	      DMARC fail, From: domain has p=reject         550 5.7.1  (MX with Options.Verifier; RFC 7489 6.6.4)
+//	      a recipient mailbox would pass its quota      452 4.2.2  for the whole transaction (see Quota)
+//	      larger than every recipient mailbox's quota   552 5.2.3
 //	      store failure                                 451 4.3.0, or 452 4.3.1 when the disk is full
 //	      accepted                                      250 2.0.0 OK: queued as <id>
 //
@@ -43,6 +48,39 @@
 // default 100); a transaction to several domains is held to the smallest of them. The recipient
 // count includes repeats, but the same mailbox reached twice (by its address, an alias, a
 // plus-address "alice+tag@") gets one copy.
+//
+// # Quota
+//
+// A Mailbox's quota (config.Mailbox.Quota: bytes in all its folders; 0 is none) is enforced with
+// the store's running count of each mailbox (store.Usage, store.DeliverWithQuota) at two points:
+//
+//   - RCPT, per recipient: a mailbox at or over its quota gets 452 4.2.2 "Mailbox full". With a
+//     declared SIZE=, a mailbox the message would take past its quota gets 452 4.2.2 too, and one
+//     whose whole quota is smaller than SIZE= gets 552 5.2.3. The other recipients are unaffected:
+//     the sender's server delivers to them now and retries only the refused one. These refusals do
+//     not count towards the rejected recipients that end a connection.
+//   - End of DATA/BDAT, per transaction: the store reads the whole message, then checks every
+//     recipient mailbox against the size actually stored (our Received: header included) before it
+//     makes any copy. If any mailbox would pass its quota, no copy is made anywhere and the whole
+//     transaction gets 452 4.2.2; 552 5.2.3 when the message is larger than the quota of every
+//     recipient mailbox, since no retry could ever deliver it.
+//
+// Why the whole transaction: SMTP has one reply to the data for all recipients (a reply per
+// recipient after the data is LMTP's, RFC 2033), and the store delivers all-or-nothing. Answering
+// 250 after delivering only to the recipients with room would leave the full mailbox's copy to be
+// bounced or forced past the quota; answering 4xx after delivering to some would make the sender
+// retry them all, and they would get the message twice. Refusing the whole transaction with 452
+// loses nothing (the sender's server keeps the message and retries) and duplicates nothing (no copy
+// was made). The price is that the other recipients wait with the full one. That case is rare:
+// whenever the sender declares SIZE= (Postfix and Exim always do when SIZE is offered) the RCPT
+// check takes a mailbox the message would overfill out of the transaction before the data, and a
+// retry of a refused transaction gets the per-recipient answer at RCPT. It remains for clients
+// that declare no SIZE=, and for a mailbox that filled up between RCPT and the end of the data.
+//
+// A transaction with a remote recipient goes to the outbound queue whole (see No open relay): its
+// local recipients are checked at RCPT only, and the queue delivers their copies with
+// store.Deliver, unchecked, as it does the server's delivery status notices, which reach a full
+// mailbox all the same. Refusals are counted in kubemail_mailbox_quota_refusals_total.
 //
 // # No open relay
 //

@@ -68,6 +68,7 @@ type testServer struct {
 	srv     *gosmtp.Server
 	addr    string
 	dataDir string
+	store   *store.Store
 	live    *config.Live
 	logs    *syncBuffer
 	tls     *tls.Config // the server's
@@ -128,7 +129,7 @@ func startServer(t testing.TB, submission, implicitTLS bool, opts ...serverOptio
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &testServer{t: t, srv: srv, addr: ln.Addr().String(), dataDir: dataDir, live: live, logs: logs, tls: serverTLS, client: clientTLS, draining: draining}
+	return &testServer{t: t, srv: srv, addr: ln.Addr().String(), dataDir: dataDir, store: st, live: live, logs: logs, tls: serverTLS, client: clientTLS, draining: draining}
 }
 
 // testTLS makes a self-signed certificate for the test hostname and 127.0.0.1.

@@ -33,6 +33,13 @@ var (
 	errBareLF = reply(550, gosmtp.EnhancedCode{5, 5, 2}, "Bare LF received: lines must end with CRLF")
 	// RFC 5321 4.5.3.1.6: a text line is at most 1000 octets; go-smtp allows twice that.
 	errLineTooLong = reply(500, gosmtp.EnhancedCode{5, 5, 2}, "Line too long")
+	// RFC 3463 X.2.2: the mailbox is over its quota; "a persistent transient failure", so 452
+	// (RFC 5321 4.2.2: insufficient storage) and the sender retries while the user makes room, as
+	// Postfix with Dovecot's quota_full_tempfail does.
+	errMailboxFull = reply(452, gosmtp.EnhancedCode{4, 2, 2}, "Mailbox full")
+	// RFC 3463 X.2.3: a per-mailbox message length limit; a message larger than the whole quota
+	// can never be delivered, so this one is permanent (552, RFC 5321 4.2.2).
+	errLargerThanQuota = reply(552, gosmtp.EnhancedCode{5, 2, 3}, "Message is larger than the mailbox's quota")
 	// RFC 3463 X.3.0 / X.3.1: local trouble the client should retry later.
 	errLocalFailure = reply(451, gosmtp.EnhancedCode{4, 3, 0}, "Local delivery failed, try again later")
 	errStorageFull  = reply(452, gosmtp.EnhancedCode{4, 3, 1}, "Insufficient system storage, try again later")

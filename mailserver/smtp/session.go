@@ -134,8 +134,12 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	if err == nil {
 		return nil
 	}
-	if err == errTooManyRecipients || err == errTooBig {
-		// Not a sign of abuse: a pipelining client sends all its RCPTs before it sees a 452.
+	if err == errMailboxFull || err == errLargerThanQuota {
+		metrics.QuotaRefusals.WithLabelValues(s.b.role.String(), "RCPT").Inc()
+	}
+	if err == errTooManyRecipients || err == errTooBig || err == errMailboxFull || err == errLargerThanQuota {
+		// Not a sign of abuse: a pipelining client sends all its RCPTs before it sees a 452, and
+		// a list server may well have several full mailboxes to reach.
 		s.logRejected("Rejected recipient", tx, tx.from, to, err, reason)
 		return err
 	}
@@ -173,6 +177,9 @@ func (s *session) checkRecipient(tx *transaction, to string) (reason string, err
 	if tx.size > sizeLimit {
 		// RFC 1870 6.1: a declared SIZE over this recipient's limit is refused at RCPT.
 		return "declared SIZE over the domain's limit", errTooBig
+	}
+	if reason, err := s.checkQuota(tx, mb); err != nil {
+		return reason, err
 	}
 	rcptLimit := dom.MaxRecipients
 	if rcptLimit <= 0 {
