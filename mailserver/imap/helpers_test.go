@@ -72,6 +72,7 @@ type env struct {
 	t        *testing.T
 	dataDir  string
 	store    *store.Store
+	live     *config.Live
 	srv      *imapserver.Server
 	logs     *logRecorder
 	plain    string // STARTTLS listener address
@@ -106,7 +107,7 @@ func startEnv(t *testing.T, dataDir string) *env {
 	}
 	go srv.Serve(plain)
 	go srv.Serve(tls.NewListener(implicit, tlsConf))
-	e := &env{t: t, dataDir: dataDir, store: st, srv: srv, logs: logs, plain: plain.Addr().String(), implicit: implicit.Addr().String()}
+	e := &env{t: t, dataDir: dataDir, store: st, live: live, srv: srv, logs: logs, plain: plain.Addr().String(), implicit: implicit.Addr().String()}
 	t.Cleanup(func() { srv.Close() })
 	return e
 }

@@ -241,7 +241,14 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	if err != nil {
 		return nil, err
 	}
-	uidValidity, src, dst, err := s.folder.CopyTo(destF, uids(ts), 0)
+	uidValidity, src, dst, err := s.folder.CopyTo(destF, uids(ts), s.quota())
+	if isOverQuota(err) {
+		var size int64
+		for _, t := range ts {
+			size += t.msg.Size
+		}
+		return nil, s.overQuota("COPY", size)
+	}
 	if err != nil {
 		return nil, s.internal("copying", err)
 	}

@@ -17,6 +17,14 @@
 //     BODY[] always agree).
 //   - Errors from the store reach the client as a NO with a response code (RFC 5530) and generic
 //     text; details go to the log.
+//   - Quota (config.Mailbox.Quota, from the config in force at each command): an APPEND or COPY
+//     that would take the mailbox past it fails with NO [OVERQUOTA] (RFC 5530 3, RFC 9208 4.2) and
+//     stores nothing; an APPEND is checked against the literal's size before it is written, and
+//     again by the store as it commits. MOVE, EXPUNGE and DELETE are never refused, so a user
+//     over quota can always make room (moving to Trash included). Refusals are counted in
+//     kubemail_mailbox_quota_refusals_total{server="imap"}. The QUOTA extension itself (RFC 9208
+//     GETQUOTA, GETQUOTAROOT) is not offered: go-imap v2.0.0-beta.8's imapserver does not know
+//     those commands and has no hook for commands it does not know.
 package imap
 
 import (

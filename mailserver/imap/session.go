@@ -213,7 +213,14 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if err != nil {
 		return nil, err
 	}
-	uidValidity, uid, err := f.Append(r, fromFlags(options.Flags), options.Time, 0)
+	quota := s.quota()
+	if !s.fitsQuota(quota, r.Size()) {
+		return nil, s.overQuota("APPEND", r.Size())
+	}
+	uidValidity, uid, err := f.Append(r, fromFlags(options.Flags), options.Time, quota)
+	if isOverQuota(err) {
+		return nil, s.overQuota("APPEND", r.Size())
+	}
 	if err != nil {
 		return nil, s.internal("appending", err)
 	}
