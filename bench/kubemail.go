@@ -27,9 +27,7 @@ func runKubemail(o options, sessions int) result {
 		r.err = err
 		return r
 	}
-	if !o.keep {
-		defer os.RemoveAll(tmp)
-	}
+	cleanup = append(cleanup, tmp)
 	dataDir := filepath.Join(tmp, "data")
 	logFile, err := os.Create(filepath.Join(tmp, "server.log"))
 	if err != nil {
@@ -38,7 +36,7 @@ func runKubemail(o options, sessions int) result {
 	}
 	defer logFile.Close()
 
-	dnsAddr, stopDNS, err := startDNS()
+	dnsAddr, stopDNS, err := startDNS(o.negTTL)
 	if err != nil {
 		r.err = err
 		return r

@@ -4,25 +4,36 @@
 // For each session count (-sessions, default 1,10,50) it runs, each time from empty directories:
 //
 //   - kubemail: `kubemail server` on a loopback port with config/samples and a fresh data dir;
-//     smtp-source sends -messages messages of -size bytes to alice@example.test.
+//     smtp-source sends -messages messages of -size bytes to alice@example.test. kubemail checks
+//     SPF and DMARC of every message against a loopback DNS server (dns.go) through its DNS
+//     cache, adds Authentication-Results, and delivers into the Maildir.
 //   - postfix: a Postfix master run as root from its own config, queue and data directories under
 //     a temp dir (the host's /etc/postfix is not touched), listening on another loopback port,
-//     delivering through virtual(8) into Maildir (virtual_mailbox_maps); stopped afterwards.
+//     delivering through virtual(8) into Maildir (virtual_mailbox_maps); stopped afterwards. It
+//     checks neither SPF nor DMARC (a stock Postfix does not).
+//
+// Each pair is run -rounds times (3), the two servers taking turns which goes first, and the
+// temporary directories are all removed at the end only: on ext4 without a journal (as here)
+// allocating inodes right after many were deleted is much slower, so a run would otherwise pay
+// for the previous run's clean-up.
 //
 // It prints, per run: messages/s accepted (smtp-source's wall time), messages/s until the last
 // message is a file in the Maildir's new/ (delivered), memory under load (kubemail: the largest
 // VmRSS of its one process; Postfix: the largest sum of PSS over its processes; both sampled
 // every 200 ms while smtp-source runs), kubemail's lifetime peak RSS (VmHWM, which includes
 // start-up work such as hashing the passwords of the manifests), CPU time per message (Postfix:
-// all its daemons, collected as they are reaped), and the ratio of kubemail to Postfix.
+// all its daemons, collected as they are reaped) and the load average before the run; then per
+// server and session count the best and the median of the rounds, and the ratios of kubemail to
+// Postfix (best to best, median to median).
 //
 // Durability is alike (checked with strace): both fsync a message before they answer 250,
 // kubemail in the Maildir (file, then the new/ directory), Postfix in its queue file (cleanup(8));
 // virtual(8) later fsyncs the Maildir file before moving it into new/, but not the directory.
 //
 // Every run is bounded by -timeout; a run that times out is reported as such and the bench goes
-// on. BENCH_MESSAGES, BENCH_SESSIONS, BENCH_TIMEOUT, BENCH_SERVERS (kubemail,postfix),
-// BENCH_REUSE=1 and BENCH_KUBEMAIL_FLAGS override the defaults.
+// on. BENCH_MESSAGES, BENCH_SESSIONS, BENCH_ROUNDS, BENCH_TIMEOUT, BENCH_SERVERS
+// (kubemail,postfix), BENCH_REUSE=1, BENCH_DNS_NEGATIVE_TTL and BENCH_KUBEMAIL_FLAGS override
+// the defaults.
 package main
 
 import (
@@ -49,6 +60,8 @@ type options struct {
 	keep       bool
 	recipient  string
 	servers    []string
+	rounds     int
+	negTTL     uint32 // of the bench DNS server's NXDOMAIN answers; 0: no SOA, not cacheable
 	// kubemailFlags are extra `kubemail server` flags, e.g. a higher per-client connection limit.
 	kubemailFlags []string
 }
@@ -64,6 +77,7 @@ type result struct {
 	peakRSS   int64         // bytes: kubemail's VmHWM over its whole life, start-up included
 	loadMem   int64         // bytes: kubemail's VmRSS, Postfix's sum of PSS, sampled under load
 	cpu       time.Duration // server CPU time (Postfix: all its daemons, from the reaped master)
+	load      string        // the load average before the run
 	err       error
 }
 
@@ -77,27 +91,80 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("bench: %d messages of %d bytes per run, sessions %v, timeout %v per run, %s\n",
-		o.messages, o.size, o.sessions, o.timeout, connMode(o.reuse))
+	// The temporary directories are removed at the end only (see the doc comment).
+	keep := o.keep || os.Getenv("RELAY_KEEP") != ""
+	os.Setenv("RELAY_KEEP", "1")
+	fmt.Printf("bench: %d messages of %d bytes per run, sessions %v, %d rounds, timeout %v per run, %s\n",
+		o.messages, o.size, o.sessions, o.rounds, o.timeout, connMode(o.reuse))
+	printSides(o)
 	becomeSubreaper()
 	var results []result
 	failed := false
 	for _, n := range o.sessions {
-		for _, server := range o.servers {
-			run := runKubemail
-			if server == "postfix" {
-				run = runPostfix
+		for round := range o.rounds {
+			servers := o.servers
+			if round%2 == 1 {
+				servers = reversed(servers)
 			}
-			r := run(o, n)
-			printProgress(r)
-			failed = failed || r.err != nil
-			results = append(results, r)
+			for _, server := range servers {
+				run := runKubemail
+				if server == "postfix" {
+					run = runPostfix
+				}
+				load := loadAverage()
+				r := run(o, n)
+				r.load = load
+				printProgress(r)
+				failed = failed || r.err != nil
+				results = append(results, r)
+			}
 		}
 	}
 	printTable(results)
+	if !keep {
+		for _, d := range cleanup {
+			os.RemoveAll(d)
+		}
+	}
 	if failed {
 		os.Exit(1)
 	}
+}
+
+// cleanup lists the temporary directories to remove at the end.
+var cleanup []string
+
+func reversed(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[len(s)-1-i] = v
+	}
+	return out
+}
+
+// loadAverage is the 1, 5 and 15 minute load average.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// printSides says what each server does per message, so the figures are read for what they are.
+func printSides(o options) {
+	dns := fmt.Sprintf("loopback DNS server: NXDOMAIN with an SOA, negative TTL %d s, which kubemail's DNS cache keeps", o.negTTL)
+	if o.negTTL == 0 {
+		dns = "loopback DNS server: NXDOMAIN without SOA, which no cache may keep: 2 lookups per message"
+	}
+	fmt.Printf("  kubemail: Received:, SPF and DMARC checks (%s), Authentication-Results:,\n"+
+		"            Maildir file fsync + new/ fsync (group commit) before 250; one process\n", dns)
+	fmt.Printf("  postfix:  smtpd -> cleanup (queue file fsync before 250) -> qmgr -> virtual(8) (Maildir file\n" +
+		"            fsync, no directory fsync); no SPF/DMARC checks; CPU summed over all its daemons\n")
 }
 
 func connMode(reuse bool) string {
@@ -122,7 +189,13 @@ func parseFlags() (options, error) {
 	flag.StringVar(&o.recipient, "to", "alice@example.test", "recipient; must be a mailbox in -manifests")
 	extra := flag.String("kubemail-flags", os.Getenv("BENCH_KUBEMAIL_FLAGS"), "extra `kubemail server` flags, space-separated")
 	servers := flag.String("servers", envString("BENCH_SERVERS", "kubemail,postfix"), "comma-separated servers to measure: kubemail, postfix")
+	flag.IntVar(&o.rounds, "rounds", envInt("BENCH_ROUNDS", 3), "runs of each server and session count")
+	negTTL := flag.Int("dns-negative-ttl", envInt("BENCH_DNS_NEGATIVE_TTL", 300), "negative TTL (s) of the bench DNS server's answers; 0 sends no SOA, so nothing may be cached")
 	flag.Parse()
+	if *negTTL < 0 || o.rounds < 1 {
+		return o, errors.New("-dns-negative-ttl must be 0 or more and -rounds at least 1")
+	}
+	o.negTTL = uint32(*negTTL)
 	for _, s := range strings.Split(*servers, ",") {
 		switch s = strings.TrimSpace(s); s {
 		case "kubemail", "postfix":
@@ -256,61 +329,5 @@ func waitDelivered(ctx context.Context, dir string, want int, start time.Time) (
 			return time.Since(start), n, fmt.Errorf("only %d of %d messages in %s within the run's time limit", n, want, dir)
 		case <-time.After(50 * time.Millisecond):
 		}
-	}
-}
-
-func printProgress(r result) {
-	status := "ok"
-	if r.err != nil {
-		status = "FAILED: " + r.err.Error()
-	}
-	fmt.Printf("  %-8s sessions=%-3d sent in %6.2fs, in Maildir after %6.2fs (%d/%d), memory under load %s: %s\n",
-		r.server, r.sessions, r.sent.Seconds(), r.delivered.Seconds(), r.count, r.messages, mib(r.loadMem), status)
-}
-
-func rate(n int, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
-	}
-	return float64(n) / d.Seconds()
-}
-
-func mib(b int64) string {
-	if b <= 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
-}
-
-func printTable(results []result) {
-	fmt.Println()
-	fmt.Printf("%-9s %8s %9s %11s %12s %13s %13s %11s\n", "server", "sessions", "messages", "accepted/s", "delivered/s",
-		"mem (load)", "peak RSS", "CPU ms/msg")
-	byKey := map[string]result{}
-	for _, r := range results {
-		byKey[fmt.Sprint(r.server, r.sessions)] = r
-		cpu := "n/a"
-		if r.cpu > 0 {
-			cpu = fmt.Sprintf("%.2f", float64(r.cpu.Microseconds())/1000/float64(r.messages))
-		}
-		note := ""
-		if r.err != nil {
-			note = "  (failed: see above)"
-		}
-		fmt.Printf("%-9s %8d %9d %11.0f %12.0f %13s %13s %11s%s\n", r.server, r.sessions, r.count,
-			rate(r.count, r.sent), rate(r.count, r.delivered), mib(r.loadMem), mib(r.peakRSS), cpu, note)
-	}
-	printed := false
-	for _, r := range results {
-		p, ok := byKey[fmt.Sprint("postfix", r.sessions)]
-		if r.server != "kubemail" || !ok || r.err != nil || p.err != nil {
-			continue
-		}
-		if !printed {
-			fmt.Printf("\n%-24s %8s %12s %13s\n", "ratio kubemail/postfix", "sessions", "accepted", "delivered")
-			printed = true
-		}
-		fmt.Printf("%-24s %8d %11.2fx %12.2fx\n", "", r.sessions,
-			rate(r.count, r.sent)/rate(p.count, p.sent), rate(r.count, r.delivered)/rate(p.count, p.delivered))
 	}
 }

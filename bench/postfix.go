@@ -23,7 +23,11 @@ func runPostfix(o options, sessions int) (r result) {
 		return r
 	}
 	pf := &harness.Postfix{Addr: addr, Mailboxes: []string{o.recipient}}
-	if err := pf.Start(); err != nil {
+	err = pf.Start()
+	if pf.Dir != "" {
+		cleanup = append(cleanup, pf.Dir) // removed at the end (RELAY_KEEP is set)
+	}
+	if err != nil {
 		r.err = err
 		return r
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/msgauth/dnscache"
 )
 
 // LocalDeliverer puts a message into our own mailboxes; *store.Store satisfies it.
@@ -193,16 +194,11 @@ func New(opts Options) *Client {
 // SetRouting replaces the static routes and smarthosts (on a config reload).
 func (c *Client) SetRouting(r Routing) { c.routing.Store(&r) }
 
-// NewResolver returns a resolver that sends every query to the DNS server at addr ("HOST:PORT"),
-// for --dns-resolver.
+// NewResolver returns Go's resolver with a cache of the answers (package dnscache), sending the
+// queries it cannot answer from the cache to the DNS server at addr ("HOST:PORT", for
+// --dns-resolver), or to the name servers of /etc/resolv.conf when addr is "".
 func NewResolver(addr string) *net.Resolver {
-	var d net.Dialer
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, addr)
-		},
-	}
+	return dnscache.New(dnscache.Options{}).Resolver(addr)
 }
 
 // Close closes the idle connections.

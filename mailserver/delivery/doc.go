@@ -20,11 +20,12 @@
 //     MTA-STS or DANE yet), and if the TLS handshake fails the same host is retried once in
 //     plain text, as Postfix does with smtp_tls_security_level=may.
 //
-// The resolver is a net.Resolver: net.DefaultResolver, or NewResolver("HOST:PORT") which sends
-// every query to that server. Go's own resolver follows CNAMEs, retries over TCP on truncation
-// and tells NXDOMAIN (IsNotFound) from a failure worth retrying (IsTemporary, IsTimeout), which
-// is all the routing needs, so no DNS client library is needed on the production path (the
-// tests use github.com/miekg/dns as the server).
+// The resolver is a net.Resolver: NewResolver("HOST:PORT") sends the queries to that server
+// (--dns-resolver), NewResolver("") to the name servers of /etc/resolv.conf, both through a
+// cache of the answers that honours their TTLs, negative answers included (package
+// msgauth/dnscache, shared with the MX's SPF/DKIM/DMARC checks). Go's own resolver follows
+// CNAMEs, retries over TCP on truncation and tells NXDOMAIN (IsNotFound) from a failure worth
+// retrying (IsTemporary, IsTimeout), which is all the routing needs.
 //
 // # Results
 //

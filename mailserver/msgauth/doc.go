@@ -2,7 +2,10 @@
 // mail, and the SPF, DKIM and DMARC checks of inbound mail with their Authentication-Results
 // header field. It is built on github.com/emersion/go-msgauth (DKIM, DMARC records,
 // Authentication-Results) and blitiri.com.ar/go/spf (SPF); every DNS query goes through the
-// *net.Resolver given (the server's --dns-resolver), as absolute names.
+// *net.Resolver given, as absolute names. The server gives the resolver of
+// delivery.NewResolver, whose cache (subpackage dnscache) keeps answers for their TTL, negative
+// ones too (RFC 2308): the SPF and DMARC records of a sender domain are looked up once per TTL,
+// not once per message.
 //
 // # DKIM keys (Keys)
 //
