@@ -17,8 +17,12 @@
 // "kubemail-cluster-routes" the operator adds (builder.ClusterRoutesPolicy; the CRD reserves the
 // name), so mail between the cluster's domains stays inside it. A MailDomain created, deleted
 // or starting to be deleted requeues all the others; nothing else about it does.
-// MailboxReconciler only reports: a Mailbox is Ready when its password is in its domain's
-// Secret, and otherwise says why not (no such domain, no such Secret or key, a conflict).
+// A Mailbox being deleted is out of its domain's config at once, so its credentials leave the
+// server with that update. MailboxReconciler reports: a Mailbox is Ready when its password is in
+// its domain's Secret, and otherwise says why not (no such domain, no such Secret or key, a
+// conflict); it also keeps MailboxFinalizer on the Mailboxes with reclaimPolicy Delete, whose
+// addresses the MailDomainReconciler adds to the purge list of the domain's config before it
+// lets them go (see MailboxFinalizer: the server removes their Maildirs).
 // RelayPolicyReconciler likewise reports which MailDomains' config a RelayPolicy is in and what
 // it lacks (a domain it names, its smarthost credentials).
 //

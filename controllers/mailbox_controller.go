@@ -48,6 +48,9 @@ func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.Get(ctx, req.NamespacedName, mb); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if done, err := r.reconcileFinalizer(ctx, mb); done || err != nil {
+		return ctrl.Result{}, err
+	}
 	reason, msg, err := r.check(ctx, mb)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -121,9 +124,10 @@ func (r *MailboxReconciler) resolveProblem(ctx context.Context, mb *v1alpha1.Mai
 	if err := r.List(ctx, &mailboxes, client.InNamespace(mb.Namespace), client.MatchingFields{indexMailboxDomain: domain}); err != nil {
 		return nil, err
 	}
-	objs := config.Objects{MailDomains: domains, Mailboxes: mailboxes.Items}
+	live, _ := splitDeleted(mailboxes.Items) // as the MailDomainReconciler resolves them
+	objs := config.Objects{MailDomains: domains, Mailboxes: live}
 	seen := map[string]bool{}
-	for _, m := range mailboxes.Items {
+	for _, m := range live {
 		name := m.Spec.PasswordSecretRef.Name
 		if seen[name] {
 			continue

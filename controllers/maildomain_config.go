@@ -22,6 +22,9 @@ type domainConfig struct {
 	domainErr *config.ObjectError
 	// rejected are the Mailboxes and RelayPolicies of the domain that Resolve left out.
 	rejected []*config.ObjectError
+	// reclaimed are the deleted Mailboxes whose addresses server.Purge lists and whose
+	// finalizer goes once the ConfigMap says so (MailboxFinalizer).
+	reclaimed []v1alpha1.Mailbox
 }
 
 // resolveDomain gathers md's Mailboxes (those whose address is in md's domain, in md's
@@ -33,9 +36,20 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 	if err := r.List(ctx, &domains, client.InNamespace(ns), client.MatchingFields{indexMailDomainDomain: domain}); err != nil {
 		return nil, fmt.Errorf("listing MailDomains: %w", err)
 	}
+	// The purge annotation on the API object has no effect: the operator writes the pod's.
+	for i := range domains.Items {
+		delete(domains.Items[i].Annotations, config.PurgeAnnotation)
+	}
 	var mailboxes v1alpha1.MailboxList
 	if err := r.List(ctx, &mailboxes, client.InNamespace(ns), client.MatchingFields{indexMailboxDomain: domain}); err != nil {
 		return nil, fmt.Errorf("listing Mailboxes: %w", err)
+	}
+	// A Mailbox being deleted is out of the config at once, whatever holds it back.
+	var reclaimed []v1alpha1.Mailbox
+	mailboxes.Items, reclaimed = splitDeleted(mailboxes.Items)
+	purge, err := r.purgeAddresses(ctx, md, mailboxes.Items, reclaimed)
+	if err != nil {
+		return nil, err
 	}
 	var policies v1alpha1.RelayPolicyList
 	if err := r.List(ctx, &policies, client.InNamespace(ns)); err != nil {
@@ -80,7 +94,7 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 		}
 	}
 	var current corev1.Secret
-	err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: builder.SecretName(md)}, &current)
+	err = r.Get(ctx, client.ObjectKey{Namespace: ns, Name: builder.SecretName(md)}, &current)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("reading Secret %s/%s: %w", ns, builder.SecretName(md), err)
 	}
@@ -92,7 +106,7 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 		keep[mb.Namespace+"/"+mb.Name] = true
 	}
 	r.hashes.prune(domainKey, keep)
-	dc := &domainConfig{server: builder.ServerConfig{Domain: md, PasswordHashes: used}}
+	dc := &domainConfig{server: builder.ServerConfig{Domain: md, PasswordHashes: used, Purge: purge}, reclaimed: reclaimed}
 	var objErrs config.Errors
 	if err != nil && !errors.As(err, &objErrs) {
 		return nil, err

@@ -32,9 +32,11 @@ type MailDomainReconciler struct {
 	Options kmbuilder.Options
 
 	hashes *passwordHashes
+	purges purgeLists
 }
 
 // +kubebuilder:rbac:groups=mail.kubemail.io,resources=maildomains;mailboxes;relaypolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=mail.kubemail.io,resources=mailboxes,verbs=patch
 // +kubebuilder:rbac:groups=mail.kubemail.io,resources=maildomains/status;mailboxes/status;relaypolicies/status,verbs=get;patch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=services;configmaps;secrets,verbs=get;list;watch;create;patch
@@ -64,6 +66,9 @@ type domainState struct {
 func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	md := &v1alpha1.MailDomain{}
 	if err := r.Get(ctx, req.NamespacedName, md); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.purges.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !md.DeletionTimestamp.IsZero() {
@@ -76,6 +81,7 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		{"DKIM", r.dkimPhase},
 		{"ConfigMap", r.configMapPhase},
 		{"Pods", r.podsPhase},
+		{"Reclaim", r.reclaimPhase},
 		{"Services", r.servicesPhase},
 		{"TLS", r.tlsPhase},
 		{"StatefulSet", r.statefulSetPhase},
@@ -157,7 +163,11 @@ func (r *MailDomainReconciler) configMapPhase(ctx context.Context, st *domainSta
 		return err
 	}
 	st.objects = cm.Data[kmbuilder.ObjectsKey]
-	return r.apply(ctx, st, cm, &corev1.ConfigMap{})
+	if err := r.apply(ctx, st, cm, &corev1.ConfigMap{}); err != nil {
+		return err
+	}
+	r.purges.set(st.md, st.config.server.Purge)
+	return nil
 }
 
 func (r *MailDomainReconciler) servicesPhase(ctx context.Context, st *domainState) error {

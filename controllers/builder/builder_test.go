@@ -62,6 +62,8 @@ func sampleConfig() ServerConfig {
 			ObjectMeta: metav1.ObjectMeta{Name: "provider-login", Namespace: "mail", ResourceVersion: "9"},
 			Data:       map[string][]byte{"username": []byte("relay-user"), "password": []byte("relay-pass"), "unrelated": []byte("x")},
 		}},
+		// Deleted Mailboxes whose mail goes (reclaimPolicy Delete), out of order on purpose.
+		Purge: []string{"dave@example.test", "carol@example.test"},
 		PasswordHashes: map[string]string{
 			// auth.Hash("alice-password") and auth.Hash("bob-password"), fixed for the golden files.
 			"alice": "$argon2id$v=19$m=19456,t=2,p=1$o1gXEmp1o8QPAkU4rXIXlw$NTzxzmA3QXMKAyWNsF8Jl3hkxXS5X47ZCMFahZ/6sKQ",
@@ -196,6 +198,9 @@ func TestManifestsResolve(t *testing.T) {
 	}
 	if strings.Contains(string(secret.Data[PasswordsKey]), "unrelated") {
 		t.Error("a key of the credentials Secret other than username and password reached the pod")
+	}
+	if want := []string{"carol@example.test", "dave@example.test"}; !reflect.DeepEqual(rc.Purge, want) || !reflect.DeepEqual(PurgeList(cm), want) {
+		t.Errorf("the server purges %q and PurgeList reads back %q, want %q", rc.Purge, PurgeList(cm), want)
 	}
 	if got := PasswordHashes(secret); got["alice"] != cfg.PasswordHashes["alice"] || len(got) != 2 {
 		t.Errorf("PasswordHashes read back %v", got)

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/mailserver/config"
 )
 
 // Keys of the ConfigMap and Secret, which become the file names in the manifests directory.
@@ -38,6 +40,10 @@ type ServerConfig struct {
 	// them is skipped); objects.yaml routes mail for their domains to their client Services
 	// (see clusterRoutes).
 	ClusterDomains []v1alpha1.MailDomain
+	// Purge are the addresses whose mail the server is to remove (deleted Mailboxes with
+	// reclaimPolicy Delete): the MailDomain in objects.yaml lists them in
+	// config.PurgeAnnotation.
+	Purge []string
 }
 
 // BuildConfigMap renders objects.yaml: the domain, its Mailboxes (passwordSecretRef pointing at
@@ -55,9 +61,13 @@ func BuildConfigMap(cfg ServerConfig) (*corev1.ConfigMap, error) {
 		docs = append(docs, b)
 		return nil
 	}
+	domainMeta := manifestMeta(md.ObjectMeta)
+	if len(cfg.Purge) > 0 {
+		domainMeta.Annotations = map[string]string{config.PurgeAnnotation: config.FormatPurgeList(cfg.Purge)}
+	}
 	if err := add(v1alpha1.MailDomain{
 		TypeMeta:   typeMeta("MailDomain"),
-		ObjectMeta: manifestMeta(md.ObjectMeta),
+		ObjectMeta: domainMeta,
 		Spec:       md.Spec,
 	}); err != nil {
 		return nil, err
@@ -154,6 +164,25 @@ func PasswordHashes(s *corev1.Secret) map[string]string {
 		return nil
 	}
 	return inner.StringData
+}
+
+// PurgeList reads back the addresses BuildConfigMap listed in the MailDomain's
+// config.PurgeAnnotation, so the operator keeps them after the Mailboxes are gone.
+func PurgeList(cm *corev1.ConfigMap) []string {
+	if cm == nil {
+		return nil
+	}
+	objects := cm.Data[ObjectsKey]
+	first, _, _ := strings.Cut(objects, "\n---\n") // the MailDomain comes first
+	var md v1alpha1.MailDomain
+	if yaml.Unmarshal([]byte(first), &md) != nil || md.Kind != "MailDomain" {
+		return nil
+	}
+	value := md.Annotations[config.PurgeAnnotation]
+	if value == "" {
+		return nil
+	}
+	return strings.Split(value, ",")
 }
 
 // manifestYAML renders obj as a manifest a person would write: without the empty status that

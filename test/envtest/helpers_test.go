@@ -110,6 +110,16 @@ func mailboxReady(t *testing.T, ns, name string, status metav1.ConditionStatus, 
 // does and loads them as `kubemail server --manifests` does.
 func serverDirectory(t *testing.T, ns, domain string) (*config.Directory, error) {
 	t.Helper()
+	cfg, err := serverConfig(t, ns, domain)
+	if err != nil {
+		return nil, err
+	}
+	return config.NewDirectory(cfg), nil
+}
+
+// serverConfig is the config `kubemail server` loads from the MailDomain's ConfigMap and Secret.
+func serverConfig(t *testing.T, ns, domain string) (*config.Config, error) {
+	t.Helper()
 	md := &v1alpha1.MailDomain{}
 	if err := get(ns, domain, md); err != nil {
 		return nil, err
@@ -129,11 +139,7 @@ func serverDirectory(t *testing.T, ns, domain string) (*config.Directory, error)
 	if err := os.WriteFile(filepath.Join(dir, builder.PasswordsKey), secret.Data[builder.PasswordsKey], 0o600); err != nil {
 		return nil, err
 	}
-	cfg, err := config.LoadManifests(dir, auth.NewHasher())
-	if err != nil {
-		return nil, err
-	}
-	return config.NewDirectory(cfg), nil
+	return config.LoadManifests(dir, auth.NewHasher())
 }
 
 // canLogIn reports whether password logs in as addr on the server the operator configured.

@@ -91,6 +91,9 @@ type pod struct {
 	ports  map[string]string // container port name -> 127.0.0.1:port it listens on
 	cmd    *exec.Cmd
 	log    *syncBuffer
+
+	grace   time.Duration // the pod's termination grace period
+	stopped bool
 }
 
 // startPod runs container c of spec with its command and args, its volume mounts replaced by
@@ -98,11 +101,21 @@ type pod struct {
 // each projected/ConfigMap/Secret volume by name.
 func startPod(t *testing.T, spec corev1.PodSpec, c corev1.Container, volumes map[string]map[string][]byte) *pod {
 	t.Helper()
+	return startPodOn(t, spec, c, volumes, nil)
+}
+
+// startPodOn is startPod with the directories of some volumes given, by name: a pod that the
+// StatefulSet brings back on the same persistent volume.
+func startPodOn(t *testing.T, spec corev1.PodSpec, c corev1.Container, volumes map[string]map[string][]byte, dirs map[string]string) *pod {
+	t.Helper()
 	p := &pod{mounts: map[string]string{}, ports: map[string]string{}, log: &syncBuffer{}}
 	root := t.TempDir()
 	replace := map[string]string{}
 	for _, m := range c.VolumeMounts {
 		dir := filepath.Join(root, m.Name)
+		if d, ok := dirs[m.Name]; ok {
+			dir = d
+		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -150,21 +163,33 @@ func startPod(t *testing.T, spec corev1.PodSpec, c corev1.Container, volumes map
 		t.Fatal(err)
 	}
 	t.Logf("started %s %s", c.Command[0], strings.Join(args, " "))
+	p.grace = time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- p.cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second):
-			_ = p.cmd.Process.Kill()
-			t.Error("the server did not stop within the pod's termination grace period")
-		}
+		p.stop(t)
 		if t.Failed() {
 			t.Logf("server log:\n%s", p.log.String())
 		}
 	})
 	return p
+}
+
+// stop stops the server as the kubelet stops a container: SIGTERM's like, then a kill after the
+// termination grace period. Stopping a stopped pod does nothing.
+func (p *pod) stop(t *testing.T) {
+	t.Helper()
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(p.grace):
+		_ = p.cmd.Process.Kill()
+		t.Error("the server did not stop within the pod's termination grace period")
+	}
 }
 
 type syncBuffer struct {
