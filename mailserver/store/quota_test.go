@@ -101,6 +101,10 @@ func TestUsageFollowsEveryOperationAndSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after a move")
+	if err := acct.Rename("Archive", "Old.Archive"); err != nil {
+		t.Fatal(err)
+	}
+	check("after renaming a folder")
 
 	s2, err := Open(data, nil)
 	if err != nil {

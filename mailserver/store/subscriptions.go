@@ -116,6 +116,13 @@ func (a *Account) Rename(oldName, newName string) error {
 	if strings.HasPrefix(newName, oldName+string(Delimiter)) {
 		return fmt.Errorf("%w: %q is inside %q", ErrBadFolderName, newName, oldName)
 	}
+	// The usage does not change, but a recount must not run while folders change names: it
+	// could miss one.
+	c, err := a.s.beginCharge(a.address, 0, 0)
+	if err != nil {
+		return err
+	}
+	defer c.end(true, 0, 0)
 	// Parents of the new name, as CREATE would make them.
 	if i := strings.LastIndexByte(newName, Delimiter); i > 0 {
 		if err := a.createLocked(newName[:i]); err != nil && !errors.Is(err, ErrFolderExists) {
