@@ -60,9 +60,9 @@
 // counted on its first use after Open (one readdir per folder: sizes come from the names, so no
 // stat per message), and the count is then kept current by every operation that adds or removes
 // message files: Deliver, DeliverWithQuota, Append, CopyTo, MoveTo, Expunge and folder deletion.
-// Each holds a charge on the count from before it touches files until after; the charge reserves
-// the bytes it may add, so concurrent operations cannot pass a quota together, and a recount
-// waits until no charge is held, so it never sees an operation half done.
+// Each holds a charge on the count from before it touches files until after (a folder rename holds
+// one too); the charge reserves the bytes it may add, so concurrent operations cannot pass a quota
+// together, and a recount waits until no charge is held, so it never sees an operation half done.
 //
 // Changes by other processes (mutt, a restore, a Dovecot LDA) are not seen as they happen. A
 // mailbox is counted again at its next use once its count is 15 minutes old (Maildir++'s window),
