@@ -30,7 +30,9 @@ type MailboxSpec struct {
 
 	// Quota is the most mail the mailbox may hold, counted as the size of its messages in every
 	// folder. Mail that would pass it is refused with a temporary error (452 4.2.2), so the
-	// sender's server keeps trying while the user makes room. Unset means no limit.
+	// sender's server keeps trying while the user makes room; a message larger than the whole
+	// quota is refused for good (552 5.2.3). The server's own delivery notices are delivered
+	// regardless. Unset means no limit.
 	// +optional
 	Quota *resource.Quantity `json:"quota,omitempty"`
 
