@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kubemail/kubemail/bench/internal/procstat"
 )
 
 var servingSMTP = regexp.MustCompile(`msg="?Serving"?.*\bprotocol="?smtp"?\s.*\baddr="?([0-9.:]+)`)
@@ -98,8 +100,9 @@ func runKubemail(o options, sessions int) result {
 	local, domain, _ := strings.Cut(o.recipient, "@")
 	newDir := filepath.Join(dataDir, "mail", domain, local, "new")
 	pid := cmd.Process.Pid
-	rssBefore := statusField(pid, "VmRSS:")
-	stopSampling := sampleMax(&r.loadMem, func() int64 { return statusField(pid, "VmRSS:") })
+	rssBefore := procstat.RSS(pid)
+	stopSampling := sampleMax(&r.loadMem, func() int64 { return procstat.RSS(pid) })
+	meter := procstat.Start(pid)
 	start := time.Now()
 	r.sent, r.err = smtpSource(ctx, o, sessions, addr)
 	atExit := countFiles(newDir)
@@ -115,7 +118,8 @@ func runKubemail(o options, sessions int) result {
 		r.err = derr
 	}
 	stopSampling()
-	r.peakRSS, r.cpu = procStats(pid)
-	fmt.Printf("  kubemail: RSS %s before the load, %s after it\n", mib(rssBefore), mib(statusField(pid, "VmRSS:")))
+	meter.Stop()
+	r.cpu, r.busy, r.peakRSS = meter.CPU, meter.BusyShare, procstat.HWM(pid)
+	fmt.Printf("  kubemail: RSS %s before the load, %s after it\n", mib(rssBefore), mib(procstat.RSS(pid)))
 	return r
 }

@@ -46,6 +46,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kubemail/kubemail/bench/internal/procstat"
 )
 
 type options struct {
@@ -76,7 +78,8 @@ type result struct {
 	count     int           // messages found in new/ at the end
 	peakRSS   int64         // bytes: kubemail's VmHWM over its whole life, start-up included
 	loadMem   int64         // bytes: kubemail's VmRSS, Postfix's sum of PSS, sampled under load
-	cpu       time.Duration // server CPU time (Postfix: all its daemons, from the reaped master)
+	cpu       time.Duration // server CPU time during the run (Postfix: all its daemons)
+	busy      float64       // share of the machine's CPU time busy during the run (everything)
 	load      string        // the load average before the run
 	err       error
 }
@@ -111,7 +114,7 @@ func main() {
 				if server == "postfix" {
 					run = runPostfix
 				}
-				load := loadAverage()
+				load := procstat.LoadAverage()
 				r := run(o, n)
 				r.load = load
 				printProgress(r)
@@ -140,19 +143,6 @@ func reversed(s []string) []string {
 		out[len(s)-1-i] = v
 	}
 	return out
-}
-
-// loadAverage is the 1, 5 and 15 minute load average.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // printSides says what each server does per message, so the figures are read for what they are.

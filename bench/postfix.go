@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kubemail/kubemail/bench/internal/procstat"
 	"github.com/kubemail/kubemail/test/relay/harness"
 )
 
@@ -35,12 +36,12 @@ func runPostfix(o options, sessions int) (r result) {
 		if err := pf.Stop(); err != nil && r.err == nil {
 			r.err = err
 		}
-		// The master daemonizes and so, this process being a subreaper, is reaped here, with
-		// the CPU time of every daemon it reaped.
-		r.cpu = reapAll()
+		// The master daemonizes and so, this process being a subreaper, is reaped here.
+		reapAll()
 	}()
 
-	stopSampling := sampleMax(&r.loadMem, func() int64 { return treePSS(pf.MasterPID()) })
+	stopSampling := sampleMax(&r.loadMem, func() int64 { return procstat.TreePSS(pf.MasterPID()) })
+	meter := procstat.Start(pf.MasterPID())
 	start := time.Now()
 	r.sent, r.err = smtpSource(ctx, o, sessions, pf.Addr)
 	var derr error
@@ -53,6 +54,8 @@ func runPostfix(o options, sessions int) (r result) {
 	if r.err != nil {
 		r.err = fmt.Errorf("%w (Postfix log: %s)", r.err, filepath.Join(pf.Dir, "maillog"))
 	}
+	meter.Stop()
+	r.cpu, r.busy = meter.CPU, meter.BusyShare
 	stopSampling()
 	return r
 }

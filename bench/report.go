@@ -11,8 +11,8 @@ func printProgress(r result) {
 	if r.err != nil {
 		status = "FAILED: " + r.err.Error()
 	}
-	fmt.Printf("  %-8s sessions=%-3d load %-14s sent in %6.2fs, in Maildir after %6.2fs (%d/%d), %s ms CPU/msg, memory under load %s: %s\n",
-		r.server, r.sessions, r.load, r.sent.Seconds(), r.delivered.Seconds(), r.count, r.messages, cpuPerMsg(r), mib(r.loadMem), status)
+	fmt.Printf("  %-8s sessions=%-3d load %-14s sent in %6.2fs, in Maildir after %6.2fs (%d/%d), %s ms CPU/msg, machine %3.0f%% busy, memory under load %s: %s\n",
+		r.server, r.sessions, r.load, r.sent.Seconds(), r.delivered.Seconds(), r.count, r.messages, cpuPerMsg(r), 100*r.busy, mib(r.loadMem), status)
 }
 
 func rate(n int, d time.Duration) float64 {

@@ -10,16 +10,20 @@
 //   - kubemail: `kubemail server` on .2 (port 25 and the rest) with --dns-resolver, a MailDomain
 //     a.test and a RelayPolicy trustedNetworks [127.0.0.0/8], so that a loopback client relays
 //     through its MX without AUTH; each message is fsynced into the queue before the 250, then
-//     delivered by MX lookup of sink.test;
+//     delivered by MX lookup of sink.test, DKIM-signed with a.test's RSA-2048 key at send time
+//     (the From: is app@a.test, one of its domains: it signs as it must, issue 3);
 //   - postfix: a Postfix master run as root from a temp config_directory on .10:25, with
 //     relayhost [.9]:25 (the sink) and Postfix's default concurrency (20 per destination); each
-//     message is fsynced by cleanup(8) before the 250.
+//     message is fsynced by cleanup(8) before the 250. It signs nothing (no milter);
+//   - kubemail-nodkim, for comparison only (-servers adds it; on by default): the same kubemail
+//     with the From: app@relay.test, not one of its domains, so nothing is signed. It shows what
+//     the RSA signature costs; the goal is judged on "kubemail".
 //
 // For each server the same load is injected over SMTP: -messages messages (default 5000) of
-// -size bytes (10 KiB) from app@a.test to bob@sink.test, over -sessions concurrent sessions
-// (20) of go-smtp's client, several messages per connection, without TLS. The clock starts at
-// the first connection and stops when smtp-sink exits having received every message; the
-// submission time alone is printed too.
+// -size bytes (10 KiB) to bob@sink.test, over -sessions concurrent sessions (20) of go-smtp's
+// client, several messages per connection, without TLS. The clock starts at the first
+// connection and stops when smtp-sink exits having received every message; the submission time
+// alone is printed too.
 //
 // Then each server measures its queue alone (the drain): with no sink listening the same load
 // is injected again and every message tried once (kubemail: its "Attempted delivery" log lines;
@@ -27,14 +31,20 @@
 // at once (`kubemail queue retry --all` through the admin socket, in memory; `postqueue -f`),
 // and the clock runs from the retry until the sink has counted every message.
 //
+// Per run it prints the rates, the server's CPU time per message in each measure (kubemail's
+// process; Postfix's master and every daemon), how busy the machine's CPUs were (everything on
+// them: the load generator in this process, smtp-sink, other work), the server's memory
+// (kubemail: peak RSS; Postfix: the largest sum of PSS over its processes, sampled every 200
+// ms) and the load average before the run.
+//
 // Each side is bounded by -timeout (5 min). The servers take turns for -rounds rounds (3), each
 // from fresh directories and a fresh smtp-sink, and the ratios are of the medians of the
 // rates: on a shared machine one run of either can be off by a factor of two.
 //
 // Needs root (port 25, Postfix), /usr/sbin/smtp-sink and /usr/sbin/postfix (`make test-deps`).
 // BENCH_OUT_MESSAGES, BENCH_OUT_SESSIONS, BENCH_OUT_SIZE, BENCH_OUT_ROUNDS and
-// BENCH_OUT_TIMEOUT override the flag defaults; BENCH_OUT_SERVERS=kubemail or postfix runs one
-// side only. The kubemail binary is -kubemail (bin/kubemail).
+// BENCH_OUT_TIMEOUT override the flag defaults; BENCH_OUT_SERVERS (kubemail,postfix,
+// kubemail-nodkim) chooses the sides. The kubemail binary is -kubemail (bin/kubemail).
 package main
 
 import (
@@ -48,6 +58,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubemail/kubemail/bench/internal/procstat"
 	"github.com/kubemail/kubemail/test/relay/harness"
 )
 
@@ -61,13 +72,30 @@ type options struct {
 	rounds   int
 }
 
+// phase is one measure: the rate, and what the server and the machine spent on it.
+type phase struct {
+	took time.Duration
+	cpu  time.Duration // the server's CPU time
+	busy float64       // share of the machine's CPU time busy
+}
+
 type result struct {
 	server    string
+	load      string        // load average before the run
 	submitted time.Duration // until the last 250
-	delivered time.Duration // until smtp-sink counted every message
-	drained   time.Duration // the drain run: from the retry command until smtp-sink counted all
+	delivered phase         // until smtp-sink counted every message
+	drained   phase         // the drain run: from the retry command until smtp-sink counted all
+	mem       int64         // kubemail: peak RSS; Postfix: the largest sum of PSS sampled
 	accepted  int
 	err       error
+}
+
+// sides says what each server does per message, printed before the figures.
+var sides = map[string]string{
+	"kubemail": "queue file fsync + msg/ fsync (group commit) before 250; DKIM-signs (RSA-2048, a.test's key) at send time",
+	"postfix":  "cleanup(8) queue file fsync before 250; qmgr; smtp(8) to the relayhost; signs nothing (no milter)",
+	"kubemail-nodkim": "as kubemail, but From: app@relay.test is not one of its domains, so it signs nothing " +
+		"(for comparison only: the goal is judged on kubemail)",
 }
 
 func main() {
@@ -82,7 +110,7 @@ func main() {
 	}
 	flag.DurationVar(&o.timeout, "timeout", timeout, "bound of each server's run")
 	flag.IntVar(&o.rounds, "rounds", envInt("BENCH_OUT_ROUNDS", 3), "rounds, each server once per round, alternating")
-	servers := flag.String("servers", envString("BENCH_OUT_SERVERS", "kubemail,postfix"), "servers to measure")
+	servers := flag.String("servers", envString("BENCH_OUT_SERVERS", "kubemail,postfix,kubemail-nodkim"), "servers to measure: kubemail, postfix, kubemail-nodkim")
 	flag.Parse()
 	o.servers = strings.Split(*servers, ",")
 	if err := check(o); err != nil {
@@ -98,75 +126,41 @@ func main() {
 	defer dns.Stop()
 	dns.SetMX("sink.test", "mx.sink.test", harness.IP(9))
 
-	fmt.Printf("outbound: %d messages of %d bytes, %d sessions, into the server, relayed to smtp-sink (loopback %s.0/24)\n",
-		o.messages, o.size, o.sessions, harness.Net)
+	fmt.Printf("outbound: %d messages of %d bytes, %d sessions, into the server, relayed to smtp-sink (loopback %s.0/24), %d rounds\n",
+		o.messages, o.size, o.sessions, harness.Net, o.rounds)
+	for _, s := range o.servers {
+		fmt.Printf("  %-15s %s\n", s+":", sides[s])
+	}
 	failed := false
-	rates, drains := map[string][]float64{}, map[string][]float64{}
+	var results []result
 	for round := 1; round <= o.rounds; round++ {
-		for _, s := range o.servers {
+		servers := o.servers
+		if round%2 == 0 {
+			servers = slices.Clone(servers)
+			slices.Reverse(servers)
+		}
+		for _, s := range servers {
+			load := procstat.LoadAverage()
 			var r result
 			switch s {
 			case "kubemail":
-				r = runKubemail(o, dns)
+				r = runKubemail(o, dns, "app@a.test")
+			case "kubemail-nodkim":
+				r = runKubemail(o, dns, "app@relay.test")
 			case "postfix":
 				r = runPostfix(o)
-			default:
-				r = result{server: s, err: fmt.Errorf("unknown server %q", s)}
 			}
+			r.server, r.load = s, load
 			fmt.Printf("round %d: ", round)
 			report(o, r)
-			if r.err != nil {
-				failed = true
-				continue
-			}
-			rates[r.server] = append(rates[r.server], float64(o.messages)/r.delivered.Seconds())
-			drains[r.server] = append(drains[r.server], float64(o.messages)/r.drained.Seconds())
+			failed = failed || r.err != nil
+			results = append(results, r)
 		}
 	}
-	for _, s := range o.servers {
-		if len(rates[s]) > 0 {
-			fmt.Printf("%-9s median %7.1f msg/s submission to sink %v; queue drain %7.1f msg/s %v (%d rounds)\n", s,
-				median(rates[s]), rounded(rates[s]), median(drains[s]), rounded(drains[s]), len(rates[s]))
-		}
-	}
-	if k, p := median(rates["kubemail"]), median(rates["postfix"]); k > 0 && p > 0 {
-		fmt.Printf("ratio kubemail/postfix (medians): %.2fx submission to sink, %.2fx queue drain (goal 1.5x)\n",
-			k/p, median(drains["kubemail"])/median(drains["postfix"]))
-	}
+	summarize(o, results)
 	if failed {
 		os.Exit(1)
 	}
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func rounded(v []float64) []int {
-	out := make([]int, len(v))
-	for i, x := range v {
-		out[i] = int(x + 0.5)
-	}
-	return out
-}
-
-func report(o options, r result) {
-	if r.err != nil {
-		fmt.Printf("%-9s FAILED: %v\n", r.server, r.err)
-		return
-	}
-	n := float64(o.messages)
-	fmt.Printf("%-9s submitted in %6.2fs (%6.1f msg/s), all at the sink after %6.2fs: %6.1f msg/s; queue drain %6.2fs: %6.1f msg/s\n",
-		r.server, r.submitted.Seconds(), n/r.submitted.Seconds(), r.delivered.Seconds(), n/r.delivered.Seconds(),
-		r.drained.Seconds(), n/r.drained.Seconds())
 }
 
 func check(o options) error {
@@ -178,17 +172,24 @@ func check(o options) error {
 			return fmt.Errorf("%w (`make build test-deps`)", err)
 		}
 	}
-	if o.messages <= 0 || o.sessions <= 0 {
-		return errors.New("-messages and -sessions must be positive")
+	if o.messages <= 0 || o.sessions <= 0 || o.rounds <= 0 {
+		return errors.New("-messages, -sessions and -rounds must be positive")
+	}
+	for _, s := range o.servers {
+		if sides[s] == "" {
+			return fmt.Errorf("unknown server %q", s)
+		}
 	}
 	return nil
 }
 
-// measure injects the load into addr and waits until the sink has counted it all.
-func measure(o options, name, addr string, sink *harness.Sink, deadline time.Time) result {
-	r := result{server: name}
-	load := &harness.Load{Addr: addr, From: "app@a.test", To: func(int) string { return "bob@sink.test" },
+// measure injects the load into addr and waits until the sink has counted it all; pid is the
+// server's (its tree's CPU time is measured).
+func measure(o options, addr, from string, pid int, sink *harness.Sink, deadline time.Time) result {
+	var r result
+	load := &harness.Load{Addr: addr, From: from, To: func(int) string { return "bob@sink.test" },
 		Tag: "bench", Messages: o.messages, Sessions: o.sessions, Size: o.size}
+	meter := procstat.Start(pid)
 	start := time.Now()
 	res := load.Run(deadline)
 	r.submitted = time.Since(start)
@@ -204,49 +205,56 @@ func measure(o options, name, addr string, sink *harness.Sink, deadline time.Tim
 	// smtp-sink exits once it has received every message (-M).
 	select {
 	case <-sink.Exited():
-		r.delivered = time.Since(start)
+		r.delivered.took = time.Since(start)
 	case <-time.After(time.Until(deadline)):
 		r.err = fmt.Errorf("smtp-sink did not receive all %d messages within %v", o.messages, o.timeout)
 		return r
 	}
+	meter.Stop()
+	r.delivered.cpu, r.delivered.busy = meter.CPU, meter.BusyShare
 	if n := sink.Count(); n != o.messages {
 		r.err = fmt.Errorf("smtp-sink exited after %d messages, want %d", n, o.messages)
 	}
 	return r
 }
 
-func runKubemail(o options, dns *harness.DNS) (r result) {
+func runKubemail(o options, dns *harness.DNS, from string) (r result) {
 	deadline := time.Now().Add(o.timeout)
 	sink, err := harness.StartSink(harness.IP(9)+":25", o.messages)
 	if err != nil {
-		return result{server: "kubemail", err: err}
+		return result{err: err}
 	}
 	defer sink.Stop()
 	dir, err := os.MkdirTemp("", "kubemail-bench-outbound-")
 	if err != nil {
-		return result{server: "kubemail", err: err}
+		return result{err: err}
 	}
 	defer os.RemoveAll(dir)
 	if err := harness.WriteDomain(dir+"/manifests", "a.test", []harness.Mailbox{{Local: "alice", Password: "alice-password"}},
 		"{trustedNetworks: [127.0.0.0/8]}"); err != nil {
-		return result{server: "kubemail", err: err}
+		return result{err: err}
 	}
 	k := &harness.Kubemail{Bin: o.kubemail, IP: harness.IP(2), Hostname: "mx.a.test", Manifests: dir + "/manifests",
 		DataDir: dir + "/data", DNS: dns.Addr}
 	if err := k.Start(); err != nil {
-		return result{server: "kubemail", err: fmt.Errorf("%w\n%s", err, k.Logs())}
+		return result{err: fmt.Errorf("%w\n%s", err, k.Logs())}
 	}
 	defer func() {
 		if err := k.Stop(); err != nil && r.err == nil {
 			r.err = fmt.Errorf("stopping kubemail: %w", err)
 		}
 	}()
-	r = measure(o, "kubemail", k.Addr(harness.SMTPPort), sink, deadline)
+	pid := procstat.FindPID(k.DataDir)
+	if pid == 0 {
+		return result{err: errors.New("cannot find the kubemail process")}
+	}
+	r = measure(o, k.Addr(harness.SMTPPort), from, pid, sink, deadline)
 	if r.err == nil {
-		r.drained, r.err = drain(o, k.Addr(harness.SMTPPort), deadline,
+		r.drained, r.err = drain(o, k.Addr(harness.SMTPPort), from, pid, deadline,
 			func() int { return strings.Count(k.Logs(), `msg="Attempted delivery"`) },
 			exec.Command(o.kubemail, "queue", "retry", "--all", "--data-dir", k.DataDir))
 	}
+	r.mem = procstat.HWM(pid)
 	if r.err != nil {
 		r.err = fmt.Errorf("%w; last log lines:\n%s", r.err, tail(k.Logs(), 20))
 	}
@@ -257,66 +265,91 @@ func runKubemail(o options, dns *harness.DNS) (r result) {
 // message tried once (attempts counts the tries so far); then a sink is started and retry runs
 // (`kubemail queue retry --all`, `postqueue -f`); the clock runs from retry until the sink
 // has counted every message.
-func drain(o options, addr string, deadline time.Time, attempts func() int, retry *exec.Cmd) (time.Duration, error) {
+func drain(o options, addr, from string, pid int, deadline time.Time, attempts func() int, retry *exec.Cmd) (phase, error) {
 	base := attempts()
-	load := &harness.Load{Addr: addr, From: "app@a.test", To: func(int) string { return "bob@sink.test" },
+	load := &harness.Load{Addr: addr, From: from, To: func(int) string { return "bob@sink.test" },
 		Tag: "drain", Messages: o.messages, Sessions: o.sessions, Size: o.size}
 	res := load.Run(deadline)
 	if n := load.Accepted.Load(); n != int64(o.messages) {
-		return 0, fmt.Errorf("drain: %d of %d messages accepted; first errors: %v", n, o.messages, res.Errors)
+		return phase{}, fmt.Errorf("drain: %d of %d messages accepted; first errors: %v", n, o.messages, res.Errors)
 	}
 	for attempts()-base < o.messages {
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("drain: %d of %d messages tried once within %v", attempts()-base, o.messages, o.timeout)
+			return phase{}, fmt.Errorf("drain: %d of %d messages tried once within %v", attempts()-base, o.messages, o.timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	sink, err := harness.StartSink(harness.IP(9)+":25", o.messages)
 	if err != nil {
-		return 0, err
+		return phase{}, err
 	}
 	defer sink.Stop()
+	meter := procstat.Start(pid)
 	start := time.Now()
 	if out, err := retry.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("drain: %s: %w: %s", strings.Join(retry.Args, " "), err, out)
+		return phase{}, fmt.Errorf("drain: %s: %w: %s", strings.Join(retry.Args, " "), err, out)
 	}
 	select {
 	case <-sink.Exited():
 	case <-time.After(time.Until(deadline)):
-		return 0, fmt.Errorf("drain: smtp-sink did not receive all %d messages within %v", o.messages, o.timeout)
+		return phase{}, fmt.Errorf("drain: smtp-sink did not receive all %d messages within %v", o.messages, o.timeout)
 	}
+	took := time.Since(start)
+	meter.Stop()
 	if n := sink.Count(); n != o.messages {
-		return 0, fmt.Errorf("drain: smtp-sink exited after %d messages, want %d", n, o.messages)
+		return phase{}, fmt.Errorf("drain: smtp-sink exited after %d messages, want %d", n, o.messages)
 	}
-	return time.Since(start), nil
+	return phase{took: took, cpu: meter.CPU, busy: meter.BusyShare}, nil
 }
 
 func runPostfix(o options) (r result) {
 	deadline := time.Now().Add(o.timeout)
 	sink, err := harness.StartSink(harness.IP(9)+":25", o.messages)
 	if err != nil {
-		return result{server: "postfix", err: err}
+		return result{err: err}
 	}
 	defer sink.Stop()
 	pf := &harness.Postfix{Addr: harness.IP(10) + ":25", Relayhost: "[" + harness.IP(9) + "]:25"}
 	if err := pf.Start(); err != nil {
-		return result{server: "postfix", err: err}
+		return result{err: err}
 	}
 	defer func() {
 		if err := pf.Stop(); err != nil && r.err == nil {
 			r.err = fmt.Errorf("stopping Postfix: %w", err)
 		}
 	}()
-	r = measure(o, "postfix", pf.Addr, sink, deadline)
+	var mem int64
+	stopSampling := sampleMax(&mem, func() int64 { return procstat.TreePSS(pf.MasterPID()) })
+	r = measure(o, pf.Addr, "app@a.test", pf.MasterPID(), sink, deadline)
 	if r.err == nil {
-		r.drained, r.err = drain(o, pf.Addr, deadline,
+		r.drained, r.err = drain(o, pf.Addr, "app@a.test", pf.MasterPID(), deadline,
 			func() int { return strings.Count(pf.Log(), "status=deferred") },
 			exec.Command("/usr/sbin/postqueue", "-c", pf.Etc, "-f"))
 	}
+	stopSampling()
+	r.mem = mem
 	if r.err != nil {
 		r.err = fmt.Errorf("%w; last log lines:\n%s", r.err, tail(pf.Log(), 20))
 	}
 	return r
+}
+
+// sampleMax stores in *peak the largest value measure returns, sampled every 200 ms until the
+// returned stop function is called.
+func sampleMax(peak *int64, measure func() int64) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			*peak = max(*peak, measure())
+			select {
+			case <-done:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 func tail(s string, n int) string {

@@ -110,6 +110,8 @@ type Message struct {
 	Size  int64    // bytes, for SIZE=
 	// Open returns the message (Received: header and all); it may be called more than once.
 	Open func() (io.ReadCloser, error)
+
+	lazy *lazySignature // signed at the first transaction (ready)
 }
 
 // Result is what became of one recipient.
@@ -229,7 +231,7 @@ func (c *Client) Deliver(ctx context.Context, m *Message) []Result {
 	}
 	remote := m
 	if c.opts.DKIM != nil && slices.ContainsFunc(order, func(d string) bool { return !c.isLocal(d) }) {
-		remote = c.signed(ctx, m)
+		remote = c.signLater(ctx, m)
 	}
 	var wg sync.WaitGroup
 	for _, domain := range order {

@@ -63,11 +63,12 @@
 // # DKIM signing (Options.DKIM)
 //
 // Mail sent over SMTP (static routes, smarthosts, MX hosts) is DKIM-signed at send time, once
-// per delivery attempt, before the first connection: Deliver reads the queued message once
-// through the Signer (a msgauth.Signer signs when the From: domain is ours) and every
-// transaction of the attempt sends the DKIM-Signature field followed by the message as queued;
-// SIZE= counts the field. Local deliveries are not signed. Signing at send time rather than at
-// enqueue:
+// per delivery attempt, when its first transaction is about to start (a server has answered
+// EHLO): the message is read once through the Signer (a msgauth.Signer signs when the From:
+// domain is ours) and every transaction of the attempt sends the DKIM-Signature field followed
+// by the message as queued; SIZE= counts the field. An attempt that reaches no server signs
+// nothing, so retries against a server that is down cost no RSA work. Local deliveries are not
+// signed. Signing at send time rather than at enqueue:
 //   - everything that leaves over SMTP is signed, whoever queued it: submission, trusted
 //     networks, and the queue's own notices (DSNs) whose From: is one of our domains;
 //   - the spool keeps the message exactly as received (the queue's on-disk format is unchanged)
@@ -75,8 +76,9 @@
 //   - a signature is fresh at each retry (t= is the send time), and a replaced key is used from
 //     the next attempt.
 //
-// The price is one extra read of the queued file and one signature (about 1 ms for RSA-2048) per
-// attempt rather than per message. A message that cannot be signed (its key cannot be read) is
+// The price is one extra read of the queued file and one signature (about 1 ms of CPU for
+// RSA-2048 with Go's crypto/rsa here; 0.1 ms for Ed25519) per attempt that reaches a server
+// rather than per message. A message that cannot be signed (its key cannot be read) is
 // sent unsigned, with an error in the log: delivery is not held up by a key problem, and a
 // receiver may still pass DMARC on SPF.
 //

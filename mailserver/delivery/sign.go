@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"sync"
 )
 
 // Signer adds a DKIM signature to outbound mail; *msgauth.Signer satisfies it. Sign reads the
@@ -13,8 +14,33 @@ type Signer interface {
 	Sign(ctx context.Context, r io.Reader) ([]byte, error)
 }
 
-// signed returns m with a DKIM signature in front, made once here for every remote
-// destination of this attempt (see the package doc). A message that cannot be signed goes out
+// signLater returns m to be DKIM-signed when a transaction is about to send it (Message.ready):
+// once for every remote destination of this attempt, and not at all when no server could be
+// reached (see the package doc).
+func (c *Client) signLater(ctx context.Context, m *Message) *Message {
+	lm := *m
+	lm.lazy = &lazySignature{}
+	lm.lazy.sign = func() *Message { return c.signed(ctx, m) }
+	return &lm
+}
+
+// lazySignature is the signing of a message, done once, at its first transaction.
+type lazySignature struct {
+	once sync.Once
+	sign func() *Message
+	msg  *Message
+}
+
+// ready returns the message as it is to be sent: signed now if it is to be signed.
+func (m *Message) ready() *Message {
+	if m.lazy == nil {
+		return m
+	}
+	m.lazy.once.Do(func() { m.lazy.msg = m.lazy.sign() })
+	return m.lazy.msg
+}
+
+// signed returns m with a DKIM signature in front. A message that cannot be signed goes out
 // unsigned, with an error in the log.
 func (c *Client) signed(ctx context.Context, m *Message) *Message {
 	r, err := m.Open()

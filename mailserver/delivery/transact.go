@@ -76,6 +76,7 @@ func (c *Client) transact(ctx context.Context, h *hostState, cn *conn, m *Messag
 // says the connection died before the server replied to anything.
 func (c *Client) transaction(cn *conn, m *Message, rcpts []string) (results []Result, alive, sentNothing bool) {
 	t := c.opts.Timeouts
+	m = m.ready() // signed now, with a server waiting, if it is to be signed
 	results = make([]Result, len(rcpts))
 	all := func(r Result) []Result {
 		for i := range results {
