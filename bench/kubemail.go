@@ -29,7 +29,6 @@ func runKubemail(o options, sessions int) result {
 		r.err = err
 		return r
 	}
-	cleanup = append(cleanup, tmp)
 	dataDir := filepath.Join(tmp, "data")
 	logFile, err := os.Create(filepath.Join(tmp, "server.log"))
 	if err != nil {

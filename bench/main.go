@@ -12,10 +12,11 @@
 //     delivering through virtual(8) into Maildir (virtual_mailbox_maps); stopped afterwards. It
 //     checks neither SPF nor DMARC (a stock Postfix does not).
 //
-// Each pair is run -rounds times (3), the two servers taking turns which goes first, and the
-// temporary directories are all removed at the end only: on ext4 without a journal (as here)
-// allocating inodes right after many were deleted is much slower, so a run would otherwise pay
-// for the previous run's clean-up.
+// Each pair is run -rounds times (3), the two servers taking turns which goes first. The runs'
+// directories are made in one directory placed away from the machine's other file churn
+// (package benchdir) and all removed at the end only: on ext4 without a journal (as here)
+// allocating inodes right after many were deleted nearby is much slower, so a run would
+// otherwise pay for the previous run's clean-up or for other programs' temporary files.
 //
 // It prints, per run: messages/s accepted (smtp-source's wall time), messages/s until the last
 // message is a file in the Maildir's new/ (delivered), memory under load (kubemail: the largest
@@ -47,6 +48,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubemail/kubemail/bench/internal/benchdir"
 	"github.com/kubemail/kubemail/bench/internal/procstat"
 )
 
@@ -94,9 +96,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	// The temporary directories are removed at the end only (see the doc comment).
+	// Every run's directories are made in one (see package benchdir) and removed at the end only
+	// (see the doc comment).
 	keep := o.keep || os.Getenv("RELAY_KEEP") != ""
 	os.Setenv("RELAY_KEEP", "1")
+	base, removeBase, err := benchdir.Setup("kubemail-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
 	fmt.Printf("bench: %d messages of %d bytes per run, sessions %v, %d rounds, timeout %v per run, %s\n",
 		o.messages, o.size, o.sessions, o.rounds, o.timeout, connMode(o.reuse))
 	printSides(o)
@@ -124,18 +132,15 @@ func main() {
 		}
 	}
 	printTable(results)
-	if !keep {
-		for _, d := range cleanup {
-			os.RemoveAll(d)
-		}
+	if keep {
+		fmt.Println("\nkept the runs' directories under", base)
+	} else {
+		removeBase()
 	}
 	if failed {
 		os.Exit(1)
 	}
 }
-
-// cleanup lists the temporary directories to remove at the end.
-var cleanup []string
 
 func reversed(s []string) []string {
 	out := make([]string, len(s))

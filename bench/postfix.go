@@ -24,11 +24,7 @@ func runPostfix(o options, sessions int) (r result) {
 		return r
 	}
 	pf := &harness.Postfix{Addr: addr, Mailboxes: []string{o.recipient}}
-	err = pf.Start()
-	if pf.Dir != "" {
-		cleanup = append(cleanup, pf.Dir) // removed at the end (RELAY_KEEP is set)
-	}
-	if err != nil {
+	if err := pf.Start(); err != nil {
 		r.err = err
 		return r
 	}

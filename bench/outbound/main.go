@@ -39,7 +39,9 @@
 //
 // Each side is bounded by -timeout (5 min). The servers take turns for -rounds rounds (3), each
 // from fresh directories and a fresh smtp-sink, and the ratios are of the medians of the
-// rates: on a shared machine one run of either can be off by a factor of two.
+// rates: on a shared machine one run of either can be off by a factor of two. The directories
+// are made in one placed away from the machine's other file churn and removed at the end only
+// (package benchdir).
 //
 // Needs root (port 25, Postfix), /usr/sbin/smtp-sink and /usr/sbin/postfix (`make test-deps`).
 // BENCH_OUT_MESSAGES, BENCH_OUT_SESSIONS, BENCH_OUT_SIZE, BENCH_OUT_ROUNDS and
@@ -58,6 +60,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubemail/kubemail/bench/internal/benchdir"
 	"github.com/kubemail/kubemail/bench/internal/procstat"
 	"github.com/kubemail/kubemail/test/relay/harness"
 )
@@ -118,6 +121,13 @@ func main() {
 		os.Exit(1)
 	}
 
+	// Every run's directories are made in one (see package benchdir), removed at the end only.
+	os.Setenv("RELAY_KEEP", "1")
+	_, removeBase, err := benchdir.Setup("kubemail-bench-outbound-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/outbound:", err)
+		os.Exit(1)
+	}
 	dns, err := harness.StartDNS(harness.IP(53) + ":53")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/outbound:", err)
@@ -158,6 +168,7 @@ func main() {
 		}
 	}
 	summarize(o, results)
+	removeBase()
 	if failed {
 		os.Exit(1)
 	}
@@ -225,11 +236,10 @@ func runKubemail(o options, dns *harness.DNS, from string) (r result) {
 		return result{err: err}
 	}
 	defer sink.Stop()
-	dir, err := os.MkdirTemp("", "kubemail-bench-outbound-")
+	dir, err := os.MkdirTemp("", "kubemail-")
 	if err != nil {
 		return result{err: err}
 	}
-	defer os.RemoveAll(dir)
 	if err := harness.WriteDomain(dir+"/manifests", "a.test", []harness.Mailbox{{Local: "alice", Password: "alice-password"}},
 		"{trustedNetworks: [127.0.0.0/8]}"); err != nil {
 		return result{err: err}
