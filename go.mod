@@ -13,7 +13,12 @@ require (
 require (
 	blitiri.com.ar/go/spf v1.6.0 // indirect
 	github.com/emersion/go-msgauth v0.7.0 // indirect
+	github.com/go-errors/errors v1.4.2 // indirect
 	github.com/miekg/dns v1.1.73 // indirect
+	github.com/monochromegane/go-gitignore v0.0.0-20200626010858-205db1a8cc00 // indirect
+	github.com/xlab/treeprint v1.2.0 // indirect
+	sigs.k8s.io/kustomize/api v0.21.1 // indirect
+	sigs.k8s.io/kustomize/kyaml v0.21.1 // indirect
 )
 
 require (
