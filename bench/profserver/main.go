@@ -7,7 +7,8 @@
 //	go run ./bench -kubemail bin/kubemail-prof -sessions 10 -servers kubemail &
 //	go tool pprof -seconds 10 http://127.0.0.1:6060/debug/pprof/profile
 //
-// It is a measuring tool only: the profiler's own cost (block profiling at every event) makes
+// Other subcommands (`queue retry`, which bench/outbound runs) are handed to the kubemail binary
+// in the same directory. It is a measuring tool only: the profiler's own cost (block profiling at every event) makes
 // its figures slower than bin/kubemail's.
 package main
 
@@ -20,6 +21,7 @@ import (
 	_ "net/http/pprof" // the profiler's handlers on http.DefaultServeMux
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 
@@ -27,8 +29,15 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] != "server" {
+	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: profserver server [kubemail server flags] [--pprof-addr ADDR]")
+		os.Exit(2)
+	}
+	if os.Args[1] != "server" {
+		// `queue` and the rest: the kubemail binary next to this one does them.
+		bin := filepath.Join(filepath.Dir(os.Args[0]), "kubemail")
+		err := syscall.Exec(bin, append([]string{bin}, os.Args[1:]...), os.Environ())
+		fmt.Fprintln(os.Stderr, "profserver:", err)
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("profserver", flag.ExitOnError)

@@ -52,6 +52,8 @@ type Queue struct {
 	opts  Options
 	log   *slog.Logger
 
+	retry atomic.Pointer[RetryPolicy] // read by every attempt; replaced on a config reload
+
 	mu      sync.Mutex
 	entries map[string]*entry
 	sched   schedule // entries waiting for their next attempt
@@ -90,6 +92,8 @@ func Open(dir string, opts Options) (*Queue, error) {
 		wake:    make(chan struct{}, 1),
 		due:     make(chan *entry),
 	}
+	retry := opts.Retry
+	q.retry.Store(&retry)
 	if err := q.spool.init(); err != nil {
 		return nil, err
 	}
@@ -214,16 +218,11 @@ func (q *Queue) Delete(id string) error {
 // SetRetryPolicy puts a new retry policy in force (on a config reload); zero fields take the
 // defaults. Scheduled attempts keep their times; later ones follow the new policy.
 func (q *Queue) SetRetryPolicy(p RetryPolicy) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.opts.Retry = p.withDefaults()
+	p = p.withDefaults()
+	q.retry.Store(&p)
 }
 
-func (q *Queue) retryPolicy() RetryPolicy {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.opts.Retry
-}
+func (q *Queue) retryPolicy() RetryPolicy { return *q.retry.Load() }
 
 func (q *Queue) drainTimeout() time.Duration {
 	if q.opts.DrainTimeout > 0 {

@@ -194,19 +194,19 @@ func Busy() (busy, total time.Duration) {
 	return busy, total
 }
 
-// Meter measures the CPU a process tree and the machine use between Start and Stop.
+// Meter measures the CPU some process trees and the machine use between Start and Stop.
 type Meter struct {
-	pid                 int
+	pids                []int
 	cpu0, busy0, total0 time.Duration
-	CPU                 time.Duration // the tree's CPU time
+	CPU                 time.Duration // the trees' CPU time
 	BusyShare           float64       // of the machine's CPU time, busy (0..1)
 }
 
-// Start begins a measure of pid's tree (0: the machine only).
-func Start(pid int) *Meter {
-	m := &Meter{pid: pid}
-	if pid > 0 {
-		m.cpu0 = CPU(pid)
+// Start begins a measure of the trees of pids (none: the machine only).
+func Start(pids ...int) *Meter {
+	m := &Meter{pids: pids}
+	for _, p := range pids {
+		m.cpu0 += CPU(p)
 	}
 	m.busy0, m.total0 = Busy()
 	return m
@@ -214,9 +214,11 @@ func Start(pid int) *Meter {
 
 // Stop ends the measure and fills CPU and BusyShare.
 func (m *Meter) Stop() {
-	if m.pid > 0 {
-		m.CPU = CPU(m.pid) - m.cpu0
+	var cpu time.Duration
+	for _, p := range m.pids {
+		cpu += CPU(p)
 	}
+	m.CPU = cpu - m.cpu0
 	busy, total := Busy()
 	if total > m.total0 {
 		m.BusyShare = float64(busy-m.busy0) / float64(total-m.total0)
