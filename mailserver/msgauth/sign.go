@@ -1,7 +1,6 @@
 package msgauth
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -28,7 +27,8 @@ type Signer struct {
 // header field to put in front of it, CRLF-terminated; nil when the message is not ours to sign
 // (its first From: address is not in one of our domains, or it has no header/body separator).
 func (s *Signer) Sign(ctx context.Context, r io.Reader) ([]byte, error) {
-	br := bufio.NewReaderSize(r, 32<<10)
+	br := getReader(r)
+	defer putReader(br)
 	raw, fields, complete, err := readHeader(br)
 	if err != nil || !complete {
 		return nil, err

@@ -1,7 +1,6 @@
 package msgauth
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -153,7 +152,8 @@ type Result struct {
 func (v *Verifier) Verify(ctx context.Context, spfCheck *SPFCheck, msg io.Reader) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.timeout())
 	defer cancel()
-	br := bufio.NewReaderSize(msg, 32<<10)
+	br := getReader(msg)
+	defer putReader(br) // raw is a copy; nothing reads br after Verify
 	raw, fields, complete, err := readHeader(br)
 	if err != nil && !errors.Is(err, errHeaderTooLong) {
 		return nil, err

@@ -3,6 +3,7 @@ package dnscache
 import (
 	"container/list"
 	"context"
+	"encoding/binary"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -107,12 +108,25 @@ func (c *Cache) Stats() Stats {
 	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Entries: len(c.entries), Bytes: c.bytes}
 }
 
-// exchange answers one query (wire format) from the cache or from the name server at addr.
+// framed returns msg behind its two-octet length (RFC 1035 4.2.2), as the resolver reads it.
+func framed(msg []byte) []byte {
+	out := make([]byte, 2+len(msg))
+	binary.BigEndian.PutUint16(out, uint16(len(msg)))
+	copy(out[2:], msg)
+	return out
+}
+
+// exchange answers one query (wire format) from the cache or from the name server at addr; the
+// answer is framed.
 func (c *Cache) exchange(ctx context.Context, network, addr string, query []byte) ([]byte, error) {
 	q, err := readQuestion(query)
 	if err != nil || len(query) < headerLen || query[2]&0x80 != 0 {
 		// Not a query the cache understands: passed on as it is.
-		return forward(ctx, network, addr, query, q)
+		resp, err := forward(ctx, network, addr, query, q)
+		if err != nil {
+			return nil, err
+		}
+		return framed(resp), nil
 	}
 	c.mu.Lock()
 	if resp := c.lookup(q, query); resp != nil {
@@ -127,8 +141,8 @@ func (c *Cache) exchange(ctx context.Context, network, addr string, query []byte
 		case <-cl.done:
 			if cl.resp != nil {
 				c.hits.Add(1)
-				resp := append([]byte(nil), cl.resp...)
-				patch(resp, nil, query, q, 0)
+				resp := framed(cl.resp)
+				patch(resp[2:], nil, query, q, 0)
 				return resp, nil
 			}
 			// It failed: perhaps only its own deadline was too short; try ourselves.
@@ -153,10 +167,14 @@ func (c *Cache) exchange(ctx context.Context, network, addr string, query []byte
 	}
 	c.mu.Unlock()
 	close(cl.done)
-	return resp, err
+	if err != nil {
+		return nil, err
+	}
+	return framed(resp), nil
 }
 
-// lookup returns the cached answer to query, made its answer, or nil. Call with c.mu held.
+// lookup returns the cached answer to query, made its answer and framed, or nil. Call with c.mu
+// held.
 func (c *Cache) lookup(q question, query []byte) []byte {
 	el := c.entries[q.key]
 	if el == nil {
@@ -169,8 +187,8 @@ func (c *Cache) lookup(q question, query []byte) []byte {
 		return nil
 	}
 	c.lru.MoveToFront(el)
-	resp := append([]byte(nil), e.resp...)
-	patch(resp, e.ttlOffs, query, q, uint32(now.Sub(e.stored)/time.Second))
+	resp := framed(e.resp)
+	patch(resp[2:], e.ttlOffs, query, q, uint32(now.Sub(e.stored)/time.Second))
 	return resp
 }
 

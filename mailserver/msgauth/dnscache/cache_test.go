@@ -155,7 +155,7 @@ func TestServedTTLCountsDown(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := new(dns.Msg)
-		if err := m.Unpack(resp); err != nil {
+		if err := m.Unpack(resp[2:]); err != nil {
 			t.Fatal(err)
 		}
 		return m

@@ -26,7 +26,8 @@ type conn struct {
 	mu       sync.Mutex
 	deadline time.Time
 	wbuf     []byte
-	rbuf     *bytes.Reader
+	rbuf     []byte // the framed answer, what is left of it to read
+	answered bool
 	closed   bool
 }
 
@@ -56,11 +57,8 @@ func (c *conn) Write(p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	framed := make([]byte, 2+len(resp))
-	binary.BigEndian.PutUint16(framed, uint16(len(resp)))
-	copy(framed[2:], resp)
 	c.mu.Lock()
-	c.rbuf = bytes.NewReader(framed)
+	c.rbuf, c.answered = resp, true
 	c.mu.Unlock()
 	return len(p), nil
 }
@@ -71,10 +69,15 @@ func (c *conn) Read(p []byte) (int, error) {
 	if c.closed {
 		return 0, errClosed
 	}
-	if c.rbuf == nil {
+	if !c.answered {
 		return 0, io.ErrUnexpectedEOF // read before a whole query was written
 	}
-	return c.rbuf.Read(p)
+	if len(c.rbuf) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.rbuf)
+	c.rbuf = c.rbuf[n:]
+	return n, nil
 }
 
 func (c *conn) Close() error {
