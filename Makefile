@@ -114,3 +114,4 @@ help:
 
 include hack/operator.mk
 include hack/cluster.mk
+include hack/deploy.mk
