@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,6 +41,8 @@ const (
 // itself when they appear: Secrets and MailDomains are watched.
 type MailboxReconciler struct {
 	client.Client
+	// Recorder emits the Events of Ready and Degraded transitions (nil: none).
+	Recorder events.EventRecorder
 }
 
 // Reconcile computes the Mailbox's conditions and writes them if they changed.
@@ -67,10 +70,12 @@ func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	set(&status.Conditions, mb, v1alpha1.ConditionReady, ready, reason, msg)
 	set(&status.Conditions, mb, v1alpha1.ConditionProgressing, progressing, reason, msg)
 	set(&status.Conditions, mb, v1alpha1.ConditionDegraded, degraded, reason, msg)
+	before := mb.Status.Conditions
 	return ctrl.Result{}, patchStatus(ctx, r.Client, mb, func() bool {
 		if equality.Semantic.DeepEqual(mb.Status, status) {
 			return false
 		}
+		recordTransitions(r.Recorder, mb, before, status.Conditions)
 		mb.Status = status
 		return true
 	})

@@ -9,8 +9,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -95,31 +93,8 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		log.FromContext(ctx).Info("Applied mail server objects", "objects", st.wrote)
 	}
 	status := domainStatus(st)
-	r.recordTransitions(md, md.Status.Conditions, status.Conditions)
+	recordTransitions(r.Recorder, md, md.Status.Conditions, status.Conditions)
 	return ctrl.Result{}, r.writeStatus(ctx, md, status)
-}
-
-// recordTransitions emits an Event when the domain becomes Ready, stops being Ready, or starts
-// leaving Mailboxes out: the moments an administrator wants in `kubectl describe`.
-func (r *MailDomainReconciler) recordTransitions(md *v1alpha1.MailDomain, before, after []metav1.Condition) {
-	changed := func(typ string) *metav1.Condition {
-		now := meta.FindStatusCondition(after, typ)
-		was := meta.FindStatusCondition(before, typ)
-		if now == nil || was != nil && was.Status == now.Status && was.Reason == now.Reason {
-			return nil
-		}
-		return now
-	}
-	if c := changed(v1alpha1.ConditionReady); c != nil {
-		kind := corev1.EventTypeNormal
-		if c.Status != metav1.ConditionTrue && meta.IsStatusConditionTrue(before, v1alpha1.ConditionReady) {
-			kind = corev1.EventTypeWarning
-		}
-		r.Recorder.Eventf(md, nil, kind, c.Reason, "Reconcile", "%s", c.Message)
-	}
-	if c := changed(v1alpha1.ConditionDegraded); c != nil && c.Status == metav1.ConditionTrue {
-		r.Recorder.Eventf(md, nil, corev1.EventTypeWarning, c.Reason, "Reconcile", "%s", c.Message)
-	}
 }
 
 // userError is a problem the user has to fix: retrying does not help, an edit does (and the

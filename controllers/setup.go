@@ -22,7 +22,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts kmbuilder.Options) error 
 	if err := domains.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := (&MailboxReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&MailboxReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kubemail-operator")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&RelayPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)

@@ -176,6 +176,9 @@ func TestMailSystem(t *testing.T) {
 			return nil
 		})
 		t.Logf("carol@example.test logged in %v after the Mailbox was applied", time.Since(added).Round(time.Second))
+		if events := e.events(t, "mailbox", "carol-example-test"); !eventSays(events, "Normal", "Active") {
+			t.Errorf("kubectl describe mailbox carol-example-test shows no Normal Active event:\n%s", events)
+		}
 		if logs := e.k(t, "logs", "pod/"+pod); !logSays(logs, "Reloaded config", "mailboxes") {
 			t.Errorf("kubectl logs %s: no \"Reloaded config\" line after carol's Mailbox was applied:\n%s", pod, logs)
 		}

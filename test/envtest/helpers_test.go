@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -175,4 +176,22 @@ func reconciles(t *testing.T, controller string) float64 {
 		}
 	}
 	return 0
+}
+
+// waitEvent waits for the Event `kubectl describe` would show for the object: its type
+// (Normal, Warning) and reason.
+func waitEvent(t *testing.T, ns, kind, name, typ, reason string) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("a %s %s Event for %s %s", typ, reason, kind, name), func() error {
+		var events eventsv1.EventList
+		if err := k8s.List(context.Background(), &events, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range events.Items {
+			if e.Regarding.Kind == kind && e.Regarding.Name == name && e.Reason == reason && e.Type == typ {
+				return nil
+			}
+		}
+		return fmt.Errorf("not among %d Events", len(events.Items))
+	})
 }

@@ -53,6 +53,15 @@ func TestMailboxRecoversWhenDomainAndSecretAppear(t *testing.T) {
 	secret.StringData = map[string]string{"password": "carol-first"}
 	must(t, k8s.Update(ctx, secret))
 	mailboxReady(t, ns, "carol", metav1.ConditionTrue, controllers.ReasonActive)
+	// kubectl describe mailbox carol tells the story: each problem, then Active.
+	for _, ev := range []struct{ typ, reason string }{
+		{corev1.EventTypeWarning, controllers.ReasonDomainNotFound},
+		{corev1.EventTypeWarning, controllers.ReasonSecretNotFound},
+		{corev1.EventTypeWarning, controllers.ReasonSecretKeyNotFound},
+		{corev1.EventTypeNormal, controllers.ReasonActive},
+	} {
+		waitEvent(t, ns, "Mailbox", "carol", ev.typ, ev.reason)
+	}
 	eventually(t, "carol logs in with her password", func() error {
 		d, err := serverDirectory(t, ns, "late-test")
 		if err != nil {

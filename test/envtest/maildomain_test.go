@@ -11,7 +11,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -146,18 +145,7 @@ func TestSamplesBecomeAMailServer(t *testing.T) {
 		}
 		return condition(md.Status.Conditions, md.Generation, v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonAvailable)
 	})
-	eventually(t, "an Event tells `kubectl describe` the domain is available", func() error {
-		var events eventsv1.EventList
-		if err := k8s.List(ctx, &events, client.InNamespace(ns)); err != nil {
-			return err
-		}
-		for _, e := range events.Items {
-			if e.Regarding.Kind == "MailDomain" && e.Regarding.Name == "example-test" && e.Reason == controllers.ReasonAvailable && e.Type == corev1.EventTypeNormal {
-				return nil
-			}
-		}
-		return fmt.Errorf("no Available Event among %d", len(events.Items))
-	})
+	waitEvent(t, ns, "MailDomain", "example-test", corev1.EventTypeNormal, controllers.ReasonAvailable)
 }
 
 // TestSteadyStateMakesNoWrites triggers reconciles of a settled MailDomain and its Mailboxes

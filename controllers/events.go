@@ -1,0 +1,44 @@
+package controllers
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+
+	"github.com/kubemail/kubemail/api/v1alpha1"
+)
+
+// recordTransitions emits an Event when an object becomes Ready, stops being Ready, or becomes
+// Degraded (a MailDomain leaving Mailboxes out, a Mailbox whose Secret is missing): the moments
+// an administrator wants in `kubectl describe`. The reason is the condition's reason; nothing is
+// emitted while the conditions stay as they were. A nil recorder records nothing.
+func recordTransitions(rec events.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
+	if rec == nil {
+		return
+	}
+	changed := func(typ string) *metav1.Condition {
+		now := meta.FindStatusCondition(after, typ)
+		was := meta.FindStatusCondition(before, typ)
+		if now == nil || was != nil && was.Status == now.Status && was.Reason == now.Reason {
+			return nil
+		}
+		return now
+	}
+	ready := changed(v1alpha1.ConditionReady)
+	if ready != nil {
+		// Not Ready is a Warning when it was Ready or something is wrong (Degraded), and
+		// Normal while it is on its way (Progressing, such as a pod starting).
+		kind := corev1.EventTypeNormal
+		if ready.Status != metav1.ConditionTrue && (meta.IsStatusConditionTrue(before, v1alpha1.ConditionReady) ||
+			meta.IsStatusConditionTrue(after, v1alpha1.ConditionDegraded)) {
+			kind = corev1.EventTypeWarning
+		}
+		rec.Eventf(obj, nil, kind, ready.Reason, "Reconcile", "%s", ready.Message)
+	}
+	if c := changed(v1alpha1.ConditionDegraded); c != nil && c.Status == metav1.ConditionTrue &&
+		(ready == nil || ready.Reason != c.Reason) {
+		rec.Eventf(obj, nil, corev1.EventTypeWarning, c.Reason, "Reconcile", "%s", c.Message)
+	}
+}
