@@ -44,15 +44,19 @@ func SpecialUse(name string) string {
 	return ""
 }
 
-// Account is the mailbox of one address: its folders and subscriptions.
+// Account is the mailbox of one address: its folders and subscriptions. It belongs to one life
+// of the mailbox: once RemoveMailbox removed it, every method fails with ErrMailboxRemoved, even
+// when a new mailbox with the same address exists by then.
 type Account struct {
 	s       *Store
 	address string
 	dir     string
+	mb      *mailbox
 }
 
 // Account opens the mailbox of a primary address, creating it on first use with INBOX and the
-// special-use folders, all subscribed.
+// special-use folders, all subscribed. It fails with ErrMailboxRemoved while RemoveMailbox is
+// removing the mailbox.
 func (s *Store) Account(address string) (*Account, error) {
 	dir, err := s.mailboxDir(address)
 	if err != nil {
@@ -61,6 +65,11 @@ func (s *Store) Account(address string) (*Account, error) {
 	a := &Account{s: s, address: strings.ToLower(address), dir: dir}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Under s.mu, RemoveMailbox cannot end the life between this look-up and the check.
+	a.mb = s.mailboxAt(dir, a.address)
+	if a.mb.isRemoved() {
+		return nil, ErrMailboxRemoved
+	}
 	if err := s.ensureMaildir(dir); err != nil {
 		return nil, err
 	}
@@ -85,6 +94,18 @@ func (s *Store) Account(address string) (*Account, error) {
 
 // Address returns the account's primary address.
 func (a *Account) Address() string { return a.address }
+
+// lock takes the store's folder lock for an operation on the account's folders. It fails, not
+// locked, with ErrMailboxRemoved once RemoveMailbox began removing the mailbox; RemoveMailbox
+// moves the Maildir away under the same lock, so an operation that got it finishes first.
+func (a *Account) lock() error {
+	a.s.mu.Lock()
+	if a.mb.isRemoved() {
+		a.s.mu.Unlock()
+		return ErrMailboxRemoved
+	}
+	return nil
+}
 
 // NormalizeName checks an IMAP folder name (UTF-8) and returns it with INBOX in upper case.
 // A name is usable on disk if its levels are non-empty, contain no "/" and no control
@@ -140,6 +161,9 @@ type FolderInfo struct {
 
 // List returns every folder, INBOX first, then sorted by name.
 func (a *Account) List() ([]FolderInfo, error) {
+	if a.mb.isRemoved() {
+		return nil, ErrMailboxRemoved
+	}
 	entries, err := os.ReadDir(a.dir)
 	if err != nil {
 		return nil, fmt.Errorf("store: listing folders: %w", err)
@@ -183,7 +207,9 @@ func (a *Account) Folder(name string) (*Folder, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.s.mu.Lock()
+	if err := a.lock(); err != nil {
+		return nil, err
+	}
 	defer a.s.mu.Unlock()
 	key := folderKey{a.address, name}
 	if f := a.s.folders[key]; f != nil {
@@ -192,7 +218,7 @@ func (a *Account) Folder(name string) (*Folder, error) {
 	if !a.exists(name) {
 		return nil, fmt.Errorf("%w: %q", ErrNoFolder, name)
 	}
-	f := &Folder{s: a.s, address: a.address, name: name, dir: a.folderDir(name)}
+	f := &Folder{s: a.s, mb: a.mb, address: a.address, name: name, dir: a.folderDir(name)}
 	if err := a.s.ensureMaildir(f.dir); err != nil {
 		return nil, err
 	}
@@ -209,7 +235,9 @@ func (a *Account) Create(name string) error {
 	if err != nil {
 		return err
 	}
-	a.s.mu.Lock()
+	if err := a.lock(); err != nil {
+		return err
+	}
 	defer a.s.mu.Unlock()
 	return a.createLocked(name)
 }
@@ -244,7 +272,9 @@ func (a *Account) Delete(name string) error {
 	if name == "INBOX" {
 		return ErrInbox
 	}
-	a.s.mu.Lock()
+	if err := a.lock(); err != nil {
+		return err
+	}
 	defer a.s.mu.Unlock()
 	if !a.exists(name) {
 		return fmt.Errorf("%w: %q", ErrNoFolder, name)
@@ -253,7 +283,7 @@ func (a *Account) Delete(name string) error {
 		return fmt.Errorf("%w: %q", ErrHasChildren, name)
 	}
 	dir := a.folderDir(name)
-	c, err := a.s.beginCharge(a.address, 0, 0)
+	c, err := a.s.beginCharge(a.mb, 0, 0)
 	if err != nil {
 		return err
 	}

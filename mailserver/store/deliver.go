@@ -28,7 +28,8 @@ var anonymousFiles = true
 // mailbox address, all-or-nothing, and returns the size of one copy in bytes. When it returns nil
 // every copy has been fsynced and renamed into new/, and the new/ directories fsynced; when it
 // returns an error no copy is visible in any mailbox. IMAP sessions watching an INBOX that got a
-// copy are notified. Safe for concurrent use.
+// copy are notified. Safe for concurrent use. It fails with ErrMailboxRemoved when RemoveMailbox
+// removes one of the mailboxes before the copies are made (see the package doc).
 //
 // Deliver does not check quotas (the copies count towards them): it is for mail the server owes
 // the user whatever the quota, such as delivery status notices. DeliverWithQuota checks them.
@@ -52,6 +53,7 @@ func (s *Store) deliver(ctx context.Context, mailboxes []string, quota QuotaFunc
 		return 0, errors.New("store: deliver: no mailboxes")
 	}
 	var dirs, addrs []string
+	var mbs []*mailbox // the lives the copies go into (see RemoveMailbox)
 	seen := make(map[string]bool, len(mailboxes))
 	for _, addr := range mailboxes {
 		dir, err := s.mailboxDir(addr)
@@ -62,31 +64,40 @@ func (s *Store) deliver(ctx context.Context, mailboxes []string, quota QuotaFunc
 			continue
 		}
 		seen[dir] = true
-		if err := s.ensureMaildir(dir); err != nil {
+		mb, err := s.enterMailbox(dir, strings.ToLower(addr))
+		if err != nil {
+			return 0, err
+		}
+		err = s.ensureMaildir(dir)
+		mb.leave()
+		if err != nil {
 			return 0, err
 		}
 		dirs = append(dirs, dir)
-		addrs = append(addrs, strings.ToLower(addr))
+		addrs = append(addrs, mb.address)
+		mbs = append(mbs, mb)
 	}
 
+	// The body is written with no charge held: it may take as long as the client takes to send
+	// it. If RemoveMailbox ends a mailbox's life meanwhile, the charges below are refused.
 	base := uniqueBase(time.Now())
 	if !anonymousFiles {
-		return s.deliverNamed(ctx, dirs, addrs, quota, base, prefix, body)
+		return s.deliverNamed(ctx, dirs, addrs, mbs, quota, base, prefix, body)
 	}
 	f, size, err := durable.WriteAnonymous(filepath.Join(dirs[0], "tmp"), 0o600, prefix, body)
 	if errors.Is(err, durable.ErrUnsupported) {
-		return s.deliverNamed(ctx, dirs, addrs, quota, base, prefix, body)
+		return s.deliverNamed(ctx, dirs, addrs, mbs, quota, base, prefix, body)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: deliver: %w", err)
+		return 0, removedOr(mbs, fmt.Errorf("store: deliver: %w", err))
 	}
 	defer f.Close()
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("store: deliver: %w", err)
 	}
-	charges, err := s.beginCharges(addrs, size, quota)
+	charges, err := s.beginCharges(mbs, size, quota)
 	if err != nil {
-		return 0, err // a *QuotaError, or the count failed
+		return 0, err // a *QuotaError, ErrMailboxRemoved, or the count failed
 	}
 	name := withSize(base, size)
 	var finals []string
@@ -130,7 +141,7 @@ func (s *Store) publish(dirs, addrs []string, undo func()) error {
 
 // deliverNamed is Deliver where files without a name cannot be made (NFS, non-Linux): the
 // Maildir way, tmp/ then rename into new/, hard links for the other mailboxes.
-func (s *Store) deliverNamed(ctx context.Context, dirs, addrs []string, quota QuotaFunc, base string, prefix []byte, body io.Reader) (int64, error) {
+func (s *Store) deliverNamed(ctx context.Context, dirs, addrs []string, mbs []*mailbox, quota QuotaFunc, base string, prefix []byte, body io.Reader) (int64, error) {
 	var tmps []string // tmp files made so far; removed on every return path
 	defer func() {
 		for _, t := range tmps {
@@ -141,14 +152,14 @@ func (s *Store) deliverNamed(ctx context.Context, dirs, addrs []string, quota Qu
 	tmps = append(tmps, first)
 	size, err := durable.WriteNew(first, 0o600, prefix, body)
 	if err != nil {
-		return 0, err
+		return 0, removedOr(mbs, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("store: deliver: %w", err)
 	}
-	charges, err := s.beginCharges(addrs, size, quota)
+	charges, err := s.beginCharges(mbs, size, quota)
 	if err != nil {
-		return 0, err // a *QuotaError, or the count failed
+		return 0, err // a *QuotaError, ErrMailboxRemoved, or the count failed
 	}
 	ok := false
 	defer func() {

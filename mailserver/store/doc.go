@@ -59,7 +59,8 @@
 // size in its name or else its file size, as Dovecot's Maildir++ quota counts. A mailbox is
 // counted on its first use after Open (one readdir per folder: sizes come from the names, so no
 // stat per message), and the count is then kept current by every operation that adds or removes
-// message files: Deliver, DeliverWithQuota, Append, CopyTo, MoveTo, Expunge and folder deletion.
+// message files: Deliver, DeliverWithQuota, Append, CopyTo, MoveTo, Expunge and folder deletion
+// (RemoveMailbox drops the count with the mailbox).
 // Each holds a charge on the count from before it touches files until after (a folder rename holds
 // one too); the charge reserves the bytes it may add, so concurrent operations cannot pass a quota
 // together, and a recount waits until no charge is held, so it never sees an operation half done.
@@ -83,6 +84,35 @@
 // move within a mailbox does not change what it holds; a user over quota can still move mail to
 // Trash), Expunge and folder deletion. A mailbox can thus be over its quota (after Deliver, or when
 // its quota is lowered); every checked addition is then refused until mail is removed.
+//
+// # Removing a mailbox (RemoveMailbox)
+//
+// A mailbox whose address is no longer one (a Mailbox deleted with reclaimPolicy Delete) is
+// removed with its mail while the server runs. What the store keeps of a mailbox in memory (the
+// Maildirs it knows exist, the loaded folders with their IMAP observers, the quota count) belongs
+// to one life of the mailbox: Accounts, Folders and deliveries keep the life they started in, a
+// removal ends it, and the next use of the address starts a new, empty one. The rule:
+//
+//   - Every operation that changes a mailbox's files runs inside its life: a delivery while it
+//     makes the Maildir and from its charge on (the body is written before, so a slow client
+//     holds nothing up), account operations under the store's lock, folder operations under
+//     the folder's lock, and everything that holds a charge (see Quota).
+//   - RemoveMailbox marks the life removed, so no operation starts in it any more: each fails
+//     with ErrMailboxRemoved (errors.Is ErrFolderGone too). It waits for those under way, which
+//     only do disk work. Then, holding the store's lock and that of every loaded folder, it
+//     renames the Maildir into a trash directory (one rename on the same file system), marks
+//     the folders gone and forgets the life; it fsyncs both parent directories, and only then
+//     removes the trash copy. If the rename fails, the life goes on as before.
+//
+// A delivery racing with a removal thus either ends before it (its copy is removed with the
+// rest) or fails with ErrMailboxRemoved, which SMTP answers with 451 4.3.0 and the queue
+// retries, by when the address is refused at RCPT or is a new mailbox; a delivery that starts
+// after the removal makes a new Maildir. An IMAP session on the mailbox gets NO [NONEXISTENT]
+// for its folders from then on, and nothing it does makes a directory again, even once a new
+// mailbox has the address: the old Account and Folders stay in the old life. No operation makes
+// an entry in the trash (every one names its files by their path in the mailbox); a file open
+// in tmp/ at the rename (a body being written) is unlinked with the trash copy. A crash leaves
+// the whole mailbox in place or the whole of it in the trash, which its owner empties.
 //
 // # Change notification
 //

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,6 +54,7 @@ type Observer interface {
 // by every session that opens it; all methods are safe for concurrent use.
 type Folder struct {
 	s       *Store
+	mb      *mailbox // the life of the mailbox it belongs to
 	address string
 	name    string // IMAP name
 	dir     string
@@ -134,7 +134,7 @@ func (f *Folder) scanLocked(full bool, dirty *bool) error {
 		outside := false // another process added or removed messages: recount the quota usage
 		defer func() {
 			if outside {
-				f.s.markStale(f.address)
+				f.mb.markStale()
 			}
 		}()
 		names, err := readNames(filepath.Join(f.dir, "cur"))
@@ -332,42 +332,6 @@ func (f *Folder) poke() {
 	}()
 }
 
-// Attach returns the value attached to the folder, creating it on the first call with mk, under
-// the folder's lock: mk gets the message count and returns the value and an observer that gets
-// every later change. The IMAP server attaches its mailbox tracker this way.
-func (f *Folder) Attach(mk func(count uint32) (any, Observer)) any {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.attachment == nil {
-		f.attachment, f.observer = mk(uint32(len(f.msgs)))
-	}
-	return f.attachment
-}
-
-// noteKeywordsLocked adds keywords new to the folder to its set and reports the grown set.
-func (f *Folder) noteKeywordsLocked(keywords []string) {
-	grown := false
-	for _, kw := range keywords {
-		if !containsFold(f.keywords, kw) {
-			f.keywords = append(f.keywords, kw)
-			grown = true
-		}
-	}
-	if grown {
-		sort.Strings(f.keywords)
-		if f.observer != nil {
-			f.observer.KeywordsDefined(slices.Clone(f.keywords))
-		}
-	}
-}
-
-// Keywords returns every keyword seen in the folder since it was loaded.
-func (f *Folder) Keywords() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.keywords)
-}
-
 // View calls fn under the folder's lock with its state; msgs[i] has sequence number i+1. fn must
 // not keep msgs nor call the folder.
 func (f *Folder) View(fn func(uidValidity, uidNext uint32, msgs []Message)) error {
@@ -393,6 +357,10 @@ func (f *Folder) findLocked(uid uint32) int {
 func (f *Folder) Open(uid uint32) (*os.File, error) {
 	for range 3 {
 		f.mu.Lock()
+		if f.gone {
+			f.mu.Unlock()
+			return nil, ErrFolderGone
+		}
 		i := f.findLocked(uid)
 		var path string
 		if i >= 0 {
@@ -411,6 +379,10 @@ func (f *Folder) Open(uid uint32) (*os.File, error) {
 		}
 		// Renamed by another process (flags) since we looked: rescan and retry.
 		f.mu.Lock()
+		if f.gone {
+			f.mu.Unlock()
+			return nil, ErrFolderGone
+		}
 		dirty := false
 		err = f.scanLocked(true, &dirty)
 		if err == nil && dirty {

@@ -56,17 +56,20 @@ func (f *Folder) Append(r io.Reader, flags []string, date time.Time, quota int64
 	if date.IsZero() {
 		date = time.Now()
 	}
+	if f.isGone() {
+		return 0, 0, ErrFolderGone
+	}
 	base := uniqueBase(time.Now())
 	tmp := filepath.Join(f.dir, "tmp", base)
 	size, err := durable.WriteNew(tmp, 0o600, nil, r)
 	if err != nil {
-		return 0, 0, fmt.Errorf("store: %w", err)
+		return 0, 0, f.goneOr(fmt.Errorf("store: %w", err))
 	}
 	defer os.Remove(tmp) // a no-op once renamed
 	if err := os.Chtimes(tmp, date, date); err != nil {
-		return 0, 0, fmt.Errorf("store: setting internal date: %w", err)
+		return 0, 0, f.goneOr(fmt.Errorf("store: setting internal date: %w", err))
 	}
-	c, err := f.s.beginCharge(f.address, size, quota)
+	c, err := f.s.beginCharge(f.mb, size, quota)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -185,7 +188,7 @@ func (f *Folder) expunge(match func(m *Message) bool) (_ []uint32, err error) {
 	if f.gone {
 		return nil, ErrFolderGone
 	}
-	c, err := f.s.beginCharge(f.address, 0, 0)
+	c, err := f.s.beginCharge(f.mb, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +249,7 @@ func (f *Folder) CopyTo(dest *Folder, uids []uint32, quota int64) (uidValidity u
 	for _, src := range srcs {
 		want += src.m.Size
 	}
-	c, err := f.s.beginCharge(dest.address, want, quota)
+	c, err := f.s.beginCharge(dest.mb, want, quota)
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -340,6 +343,22 @@ func (f *Folder) MoveTo(dest *Folder, uids []uint32) (uidValidity uint32, srcUID
 	}
 	_, err = f.expunge(func(m *Message) bool { return moved[m.UID] })
 	return uidValidity, srcUIDs, destUIDs, err
+}
+
+// isGone says whether the folder was deleted, renamed or removed with its mailbox.
+func (f *Folder) isGone() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gone
+}
+
+// goneOr returns ErrFolderGone if the folder went away (err then comes from its directory having
+// gone), else err.
+func (f *Folder) goneOr(err error) error {
+	if f.isGone() {
+		return ErrFolderGone
+	}
+	return err
 }
 
 // UIDValidity returns the folder's UIDVALIDITY.

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -44,42 +43,11 @@ type QuotaFunc func(mailbox string) int64
 // Tests shorten it.
 var recountInterval = 15 * time.Minute
 
-// usage is the running count of one mailbox. Store operations that add or remove message files
-// hold a charge from before they touch the files until after, so that a count never runs while
-// one is half done (see recount).
-type usage struct {
-	dir string
-
-	mu       sync.Mutex // a leaf lock: nothing else is locked while it is held
-	loaded   bool
-	counted  time.Time // when the mailbox was last counted
-	stale    bool      // another process changed it (seen by a folder scan), or an operation failed
-	have     Usage
-	reserved int64 // bytes charged by operations under way, not yet in have
-	inFlight int   // operations under way
-}
-
-// usageOf returns the running count of a mailbox, creating it (not yet counted) if needed.
-func (s *Store) usageOf(address string) (*usage, error) {
-	dir, err := s.mailboxDir(address)
-	if err != nil {
-		return nil, err
-	}
-	s.usageMu.Lock()
-	defer s.usageMu.Unlock()
-	u := s.usages[dir]
-	if u == nil {
-		u = &usage{dir: dir}
-		s.usages[dir] = u
-	}
-	return u, nil
-}
-
 // Usage returns what a mailbox holds now, counting it first on its first use since the store
 // was opened (and again when the count is older than 15 minutes, or another process changed the
 // mailbox, and no operation on it is under way).
 func (s *Store) Usage(mailbox string) (Usage, error) {
-	u, err := s.usageOf(mailbox)
+	u, err := s.mailboxOf(mailbox)
 	if err != nil {
 		return Usage{}, err
 	}
@@ -95,7 +63,7 @@ func (s *Store) Usage(mailbox string) (Usage, error) {
 // and no operation is under way (one could have touched its files but not yet the count). A
 // failed recount keeps the old figures; a first count that fails in part (an unreadable folder)
 // keeps what it could read, so that delivery goes on; both are logged and retried when due.
-func (s *Store) refreshLocked(u *usage) error {
+func (s *Store) refreshLocked(u *mailbox) error {
 	if u.loaded && (u.inFlight > 0 || !u.stale && time.Since(u.counted) < recountInterval) {
 		return nil
 	}
@@ -128,42 +96,37 @@ func (s *Store) dropMaildirsize(dir string) {
 	}
 }
 
-// markStale asks for a recount of a mailbox at its next use: a folder scan found messages that
+// markStale asks for a recount of the mailbox at its next use: a folder scan found messages that
 // another process added or removed.
-func (s *Store) markStale(address string) {
-	u, err := s.usageOf(address)
-	if err != nil {
-		return
-	}
-	u.mu.Lock()
-	u.stale = true
-	u.mu.Unlock()
+func (m *mailbox) markStale() {
+	m.mu.Lock()
+	m.stale = true
+	m.mu.Unlock()
 }
 
 // charge is one operation's hold on a mailbox's count, from before it touches the files until
 // after (end). It reserves the bytes the operation may add, so concurrent operations cannot pass
 // the quota together.
 type charge struct {
-	u        *usage
+	u        *mailbox
 	reserved int64
 }
 
-// beginCharge starts an operation that adds up to add bytes to mailbox. With quota > 0 and add
-// > 0 it fails with ErrOverQuota when what the mailbox holds, plus what operations under way
+// beginCharge starts an operation that adds up to add bytes to the mailbox u. With quota > 0 and
+// add > 0 it fails with ErrOverQuota when what the mailbox holds, plus what operations under way
 // reserved, plus add, would pass quota (RFC 9208 5.1: the limit is never exceeded). It counts the
-// mailbox first if needed.
-func (s *Store) beginCharge(mailbox string, add, quota int64) (*charge, error) {
-	u, err := s.usageOf(mailbox)
-	if err != nil {
-		return nil, err
-	}
+// mailbox first if needed. It fails with ErrMailboxRemoved once RemoveMailbox began removing u.
+func (s *Store) beginCharge(u *mailbox, add, quota int64) (*charge, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.removed {
+		return nil, ErrMailboxRemoved
+	}
 	if err := s.refreshLocked(u); err != nil {
 		return nil, err
 	}
 	if quota > 0 && add > 0 && u.have.Bytes+u.reserved+add > quota {
-		return nil, &QuotaError{Mailboxes: []string{strings.ToLower(mailbox)}, Size: add}
+		return nil, &QuotaError{Mailboxes: []string{u.address}, Size: add}
 	}
 	u.reserved += add
 	u.inFlight++
@@ -178,7 +141,7 @@ func (c *charge) end(ok bool, bytes, messages int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.reserved -= c.reserved
-	u.inFlight--
+	u.doneLocked()
 	u.have.Bytes += bytes
 	u.have.Messages += messages
 	if !ok {
@@ -188,13 +151,13 @@ func (c *charge) end(ok bool, bytes, messages int64) {
 
 // beginCharges is beginCharge for several mailboxes at once, all or nothing: if any would pass
 // its quota, none is charged and the QuotaError names every such mailbox.
-func (s *Store) beginCharges(mailboxes []string, add int64, quota QuotaFunc) ([]*charge, error) {
+func (s *Store) beginCharges(mailboxes []*mailbox, add int64, quota QuotaFunc) ([]*charge, error) {
 	charges := make([]*charge, 0, len(mailboxes))
 	var over []string
 	for _, mb := range mailboxes {
 		var limit int64
 		if quota != nil {
-			limit = quota(mb)
+			limit = quota(mb.address)
 		}
 		c, err := s.beginCharge(mb, add, limit)
 		var qe *QuotaError

@@ -28,8 +28,10 @@ type Store struct {
 	mu      sync.Mutex            // guards folders and folder creation, renaming and deletion
 	folders map[folderKey]*Folder // folders loaded so far
 
-	usageMu sync.Mutex        // guards usages (not the counts: each has its own lock)
-	usages  map[string]*usage // mailbox directory -> its running count, for quotas
+	mboxMu sync.Mutex          // guards mboxes (not the mailboxes: each has its own lock)
+	mboxes map[string]*mailbox // mailbox directory -> its current life (count, operations)
+
+	removeMu sync.Mutex // one RemoveMailbox at a time
 }
 
 type folderKey struct {
@@ -50,7 +52,7 @@ func Open(dataDir string, logger *slog.Logger) (*Store, error) {
 		root:    root,
 		logger:  logger,
 		folders: make(map[folderKey]*Folder),
-		usages:  make(map[string]*usage),
+		mboxes:  make(map[string]*mailbox),
 	}, nil
 }
 

@@ -59,7 +59,9 @@ func (a *Account) Subscribe(name string) error {
 	if err != nil {
 		return err
 	}
-	a.s.mu.Lock()
+	if err := a.lock(); err != nil {
+		return err
+	}
 	defer a.s.mu.Unlock()
 	if !a.exists(name) {
 		return fmt.Errorf("%w: %q", ErrNoFolder, name)
@@ -77,7 +79,9 @@ func (a *Account) Unsubscribe(name string) error {
 	if err != nil {
 		return err
 	}
-	a.s.mu.Lock()
+	if err := a.lock(); err != nil {
+		return err
+	}
 	defer a.s.mu.Unlock()
 	subs, err := a.Subscriptions()
 	if err != nil {
@@ -105,7 +109,9 @@ func (a *Account) Rename(oldName, newName string) error {
 	if oldName == "INBOX" {
 		return a.renameInbox(newName)
 	}
-	a.s.mu.Lock()
+	if err := a.lock(); err != nil {
+		return err
+	}
 	defer a.s.mu.Unlock()
 	if !a.exists(oldName) {
 		return fmt.Errorf("%w: %q", ErrNoFolder, oldName)
@@ -118,7 +124,7 @@ func (a *Account) Rename(oldName, newName string) error {
 	}
 	// The usage does not change, but a recount must not run while folders change names: it
 	// could miss one.
-	c, err := a.s.beginCharge(a.address, 0, 0)
+	c, err := a.s.beginCharge(a.mb, 0, 0)
 	if err != nil {
 		return err
 	}
