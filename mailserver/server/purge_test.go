@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // purgeDomain is config/samples' MailDomain with the purge annotation listing addrs.
@@ -52,9 +56,33 @@ func writeFile(t *testing.T, path, data string) {
 	}
 }
 
-// A Mailbox deleted with the purge annotation set loses its mail, others keep theirs: an
-// address never open in the running server is purged on reload, one that was open (carol, who
-// got mail) at the next start; a listed address that is a mailbox again is never touched.
+// carolSession is carol logged in over IMAP with her INBOX selected: a mailbox in use.
+func carolSession(t *testing.T, addr string) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialStartTLS(addr, &imapclient.Options{TLSConfig: &tls.Config{InsecureSkipVerify: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login("carol@example.test", "carol-password").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := c.Select("INBOX", nil).Wait(); err != nil || data.NumMessages != 1 {
+		t.Fatalf("carol's INBOX: %+v, %v; want her one message", data, err)
+	}
+	return c
+}
+
+// isNonExistent says whether err is an IMAP NO [NONEXISTENT].
+func isNonExistent(err error) bool {
+	var ierr *imap.Error
+	return errors.As(err, &ierr) && ierr.Type == imap.StatusResponseTypeNo && ierr.Code == imap.ResponseCodeNonExistent
+}
+
+// A Mailbox deleted with the purge annotation set loses its mail on reload, also one in use
+// (carol, who got mail and has her INBOX open over IMAP), others keep theirs; a listed address
+// that is a mailbox again is never touched. The session on the purged mailbox gets NO for it;
+// a Mailbox created again with the address starts empty and gets mail at once.
 func TestPurgeRemovesDeletedMailboxes(t *testing.T) {
 	manifests := copySamples(t)
 	dataDir := t.TempDir()
@@ -66,6 +94,7 @@ func TestPurgeRemovesDeletedMailboxes(t *testing.T) {
 			t.Fatalf("mail to %s: %v", to, err)
 		}
 	}
+	session := carolSession(t, srv.addrs["imap"])
 	// dave's mailbox is from an earlier life of the server: a Maildir, no Mailbox.
 	daveNew := filepath.Join(dataDir, "mail", "example.test", "dave", "new")
 	if err := os.MkdirAll(daveNew, 0o700); err != nil {
@@ -78,49 +107,61 @@ func TestPurgeRemovesDeletedMailboxes(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(manifests, "example-test.yaml"), purgeDomain("carol@example.test, dave@example.test, alice@example.test"))
-	eventually(t, "dave's Maildir is purged on reload", func() error {
-		if files := messageFiles(t, dataDir, "dave@example.test"); files != nil {
-			return fmt.Errorf("dave still has %v", files)
+	for _, addr := range []string{"dave@example.test", "carol@example.test"} {
+		eventually(t, addr+"'s Maildir is purged on reload", func() error {
+			local, _, _ := strings.Cut(addr, "@")
+			if _, err := os.Stat(filepath.Join(dataDir, "mail", "example.test", local)); !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("the mailbox directory is still there: %v", err)
+			}
+			return nil
+		})
+	}
+	for _, line := range []string{`msg="Purged a deleted mailbox" mailbox=carol@example.test`, `msg="Purged a deleted mailbox" mailbox=dave@example.test`} {
+		if !strings.Contains(srv.log.String(), line) {
+			t.Errorf("no log line %s:\n%s", line, srv.log.String())
 		}
-		return nil
-	})
-	if _, err := os.Stat(filepath.Join(dataDir, "mail", "example.test", "dave")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("dave's mailbox directory is still there: %v", err)
 	}
-	if !strings.Contains(srv.log.String(), "Deferred purging a deleted mailbox") {
-		t.Errorf("no log line says carol's purge waits for a restart:\n%s", srv.log.String())
+	if entries, err := os.ReadDir(filepath.Join(dataDir, trashDir)); err != nil || len(entries) != 0 {
+		t.Errorf("trash: %v %v, want it empty", entries, err)
 	}
-	for _, addr := range []string{"alice@example.test", "bob@example.test", "carol@example.test"} {
+	// carol's open session learns her mailbox is gone; the server goes on.
+	if _, err := session.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{UID: true}).Collect(); !isNonExistent(err) {
+		t.Errorf("FETCH in carol's session after the purge: %v, want NO [NONEXISTENT]", err)
+	}
+	if _, err := session.Status("INBOX", &imap.StatusOptions{NumMessages: true}).Wait(); !isNonExistent(err) {
+		t.Errorf("STATUS in carol's session after the purge: %v, want NO [NONEXISTENT]", err)
+	}
+	for _, addr := range []string{"alice@example.test", "bob@example.test"} {
 		if n := len(messageFiles(t, dataDir, addr)); n != 1 {
-			t.Errorf("%s has %d messages before the restart, want 1", addr, n)
+			t.Errorf("%s has %d messages, want 1", addr, n)
 		}
 	}
 	// A purged address is not a mailbox: mail to it is refused, not delivered into a new Maildir.
-	if err := sendMail(srv.addrs["smtp"], "dave@example.test"); err == nil || !strings.Contains(err.Error(), "550") {
-		t.Errorf("mail to dave: %v, want 550", err)
+	for _, addr := range []string{"carol@example.test", "dave@example.test"} {
+		if err := sendMail(srv.addrs["smtp"], addr); err == nil || !strings.Contains(err.Error(), "550") {
+			t.Errorf("mail to %s: %v, want 550", addr, err)
+		}
 	}
 	if err := sendMail(srv.addrs["smtp"], "alice@example.test"); err != nil {
 		t.Fatalf("mail to alice after the purge: %v", err)
 	}
 
+	// carol is created again (still listed, so never purged now): an empty mailbox, in use at once.
+	writeFile(t, filepath.Join(manifests, "carol.yaml"), carol)
+	eventually(t, "mail to the new carol", func() error { return sendMail(srv.addrs["smtp"], "carol@example.test") })
+	carolSession(t, srv.addrs["imap"])
+	if _, err := session.Status("INBOX", &imap.StatusOptions{NumMessages: true}).Wait(); !isNonExistent(err) {
+		t.Errorf("STATUS in the old carol session with a new carol: %v, want NO [NONEXISTENT]", err)
+	}
+
 	srv.stop()
 	err := <-srv.done
 	srv.done <- err // for the first server's cleanup
-	srv = startServer(t, manifests, withData)
-	if files := messageFiles(t, dataDir, "carol@example.test"); files != nil {
-		t.Errorf("carol's mail is still there after the restart: %v", files)
-	}
-	if n := len(messageFiles(t, dataDir, "alice@example.test")); n != 2 {
-		t.Errorf("alice has %d messages, want her 2: a listed address that is a mailbox must keep its mail", n)
-	}
-	if n := len(messageFiles(t, dataDir, "bob@example.test")); n != 1 {
-		t.Errorf("bob has %d messages, want 1", n)
-	}
-	if entries, err := os.ReadDir(filepath.Join(dataDir, trashDir)); err != nil || len(entries) != 0 {
-		t.Errorf("trash: %v %v, want it empty", entries, err)
-	}
-	if !strings.Contains(srv.log.String(), `msg="Purged a deleted mailbox" mailbox=carol@example.test`) {
-		t.Errorf("no log line for carol's purge:\n%s", srv.log.String())
+	startServer(t, manifests, withData)
+	for addr, want := range map[string]int{"alice@example.test": 2, "bob@example.test": 1, "carol@example.test": 1} {
+		if n := len(messageFiles(t, dataDir, addr)); n != want {
+			t.Errorf("%s has %d messages after a restart, want %d", addr, n, want)
+		}
 	}
 }
 

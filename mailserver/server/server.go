@@ -3,9 +3,10 @@
 // `kubemail server` is a thin flag parser over Run; tests run it in-process the same way.
 //
 // The manifests directory is polled (every 2 s by default) and a changed config that loads is
-// put in force without a restart. On every load the Maildirs of the addresses the config lists
-// in Purge (config.PurgeAnnotation: Mailboxes deleted with reclaimPolicy Delete) are removed,
-// never one of a current mailbox; see purger for the rules that keep mail from being lost.
+// put in force without a restart. On every load, once the config is in force, the Maildirs of
+// the addresses it lists in Purge (config.PurgeAnnotation: Mailboxes deleted with reclaimPolicy
+// Delete) are removed at once, also of a mailbox in use (the store's RemoveMailbox), never one of
+// a current mailbox; see purger for the rules that keep mail from being lost.
 package server
 
 import (
@@ -101,14 +102,14 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	// Deleted mailboxes' mail goes before the store opens (see purger).
-	purges := newPurger(opts.DataDir, log)
-	purges.emptyTrash()
-	purges.apply(cfg)
 	st, err := store.Open(opts.DataDir, log)
 	if err != nil {
 		return fmt.Errorf("opening the mailbox store: %w", err)
 	}
+	// Deleted mailboxes' mail goes before anything is served (see purger).
+	purges := newPurger(opts.DataDir, st, log)
+	purges.emptyTrash()
+	purges.apply(cfg)
 	authn := auth.NewAuthenticator(live)
 
 	resolver := net.DefaultResolver
