@@ -182,6 +182,10 @@ func TestMailSystem(t *testing.T) {
 		if logs := e.k(t, "logs", "pod/"+pod); !logSays(logs, "Reloaded config", "mailboxes") {
 			t.Errorf("kubectl logs %s: no \"Reloaded config\" line after carol's Mailbox was applied:\n%s", pod, logs)
 		}
+		out := run(t, swaks, "--server", svc, "--port", "25", "--tls", "--helo", "client.remote.test",
+			"--from", "sender@remote.test", "--to", "carol@example.test", "--header", "Subject: For carol "+nonce,
+			"--body", "Removed with her Mailbox.", "--timeout", "30")
+		requireAccepted(t, out, "MX delivery to carol")
 		deleted := time.Now()
 		e.k(t, "delete", "mailbox", "carol-example-test", "--wait=true", "--timeout=1m")
 		eventually(t, "carol@example.test is refused", mailboxPropagation, func() error {
@@ -191,6 +195,13 @@ func TestMailSystem(t *testing.T) {
 			return nil
 		})
 		t.Logf("carol@example.test was refused %v after the Mailbox was deleted", time.Since(deleted).Round(time.Second))
+		// reclaimPolicy: Delete: the running server removed her Maildir and said so.
+		eventually(t, "the server logs carol's purge", mailboxPropagation, func() error {
+			if logs := e.k(t, "logs", "pod/"+pod); !logSays(logs, "Purged a deleted mailbox", "carol@example.test") {
+				return fmt.Errorf("no \"Purged a deleted mailbox\" line for carol@example.test")
+			}
+			return nil
+		})
 		if uid := e.jsonpath(t, "{.metadata.uid}", "get", "pod", pod); uid != oldUID {
 			t.Errorf("the mail pod was replaced (%s -> %s): a Mailbox change must not restart it", oldUID, uid)
 		}
@@ -292,6 +303,7 @@ metadata: {name: carol-example-test}
 spec:
   address: carol@example.test
   passwordSecretRef: {name: carol-pw, key: password}
+  reclaimPolicy: Delete
 ---
 apiVersion: v1
 kind: Secret
