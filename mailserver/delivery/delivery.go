@@ -233,24 +233,29 @@ func (c *Client) Deliver(ctx context.Context, m *Message) []Result {
 	if c.opts.DKIM != nil && slices.ContainsFunc(order, func(d string) bool { return !c.isLocal(d) }) {
 		remote = c.signLater(ctx, m)
 	}
-	var wg sync.WaitGroup
-	for _, domain := range order {
+	deliver := func(domain string) {
 		idx := byDomain[domain]
 		rcpts := make([]string, len(idx))
 		for j, i := range idx {
 			rcpts[j] = m.Rcpts[i]
 		}
-		wg.Go(func() {
-			msg := remote
-			if c.isLocal(domain) {
-				msg = m
-			}
-			for j, r := range c.deliverDomain(ctx, msg, domain, rcpts) {
-				results[idx[j]] = r
-			}
-		})
+		msg := remote
+		if c.isLocal(domain) {
+			msg = m
+		}
+		for j, r := range c.deliverDomain(ctx, msg, domain, rcpts) {
+			results[idx[j]] = r
+		}
 	}
-	wg.Wait()
+	if len(order) == 1 {
+		deliver(order[0]) // the common case: no goroutine to hand over to
+	} else {
+		var wg sync.WaitGroup
+		for _, domain := range order {
+			wg.Go(func() { deliver(domain) })
+		}
+		wg.Wait()
+	}
 	for _, r := range results {
 		c.log.Info("Delivery attempted", "id", m.ID, "from", m.From, "rcpt", r.Rcpt,
 			"status", r.Status, "code", r.Code, "reply", r.Text, "remote", r.RemoteMTA)

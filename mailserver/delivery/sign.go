@@ -40,6 +40,11 @@ func (m *Message) ready() *Message {
 	return m.lazy.msg
 }
 
+// inMemory is the largest message signed from memory: read once, signed, and sent from the same
+// bytes by every transaction of the attempt. Larger ones are read from the queue twice. The
+// queue's workers bound how many are held at once.
+const inMemory = 256 << 10
+
 // signed returns m with a DKIM signature in front. A message that cannot be signed goes out
 // unsigned, with an error in the log.
 func (c *Client) signed(ctx context.Context, m *Message) *Message {
@@ -48,19 +53,36 @@ func (c *Client) signed(ctx context.Context, m *Message) *Message {
 		// Every transaction would fail to read it too, and say so in its result.
 		return m
 	}
-	sig, err := c.opts.DKIM.Sign(ctx, r)
+	open := m.Open
+	var src io.Reader = r
+	if m.Size > 0 && m.Size <= inMemory {
+		data, err := io.ReadAll(io.LimitReader(r, inMemory+1))
+		if err == nil && len(data) <= inMemory {
+			open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+			src = bytes.NewReader(data)
+		} else {
+			// Not what the queue said it was: sign it as it reads.
+			r.Close()
+			if r, err = m.Open(); err != nil {
+				return m
+			}
+			src = r
+		}
+	}
+	sig, err := c.opts.DKIM.Sign(ctx, src)
 	r.Close()
+	sm := *m
+	sm.Open = open
 	if err != nil {
 		c.log.Error("Failed signing message with DKIM; sending it unsigned", "id", m.ID, "from", m.From, "err", err)
-		return m
+		return &sm
 	}
 	if len(sig) == 0 {
-		return m
+		return &sm
 	}
-	sm := *m
 	sm.Size += int64(len(sig))
 	sm.Open = func() (io.ReadCloser, error) {
-		r, err := m.Open()
+		r, err := open()
 		if err != nil {
 			return nil, err
 		}

@@ -98,3 +98,35 @@ func TestOneSignaturePerAttempt(t *testing.T) {
 		t.Errorf("a message from another domain was signed (%d signatures in all, want 1)", n)
 	}
 }
+
+// A message over the size signed from memory is signed as it is read from the queue, and read
+// again for sending; it arrives whole and its signature verifies.
+func TestLargeMessageSignedFromTheQueue(t *testing.T) {
+	e := newEnv(t)
+	signer, keys := newSigner(t)
+	c := e.client(t, func(o *delivery.Options) { o.DKIM = signer })
+	line := strings.Repeat("y", 998) + "\r\n"
+	body := "From: <alice@a.test>\r\nTo: <bob@b.test>\r\nSubject: big\r\n\r\n" + strings.Repeat(line, 300) // ~300 KiB
+	opens := 0
+	m := &delivery.Message{ID: "big", From: "alice@a.test", Rcpts: []string{"bob@b.test"}, Size: int64(len(body)),
+		Open: func() (io.ReadCloser, error) { opens++; return io.NopCloser(strings.NewReader(body)), nil }}
+	wantStatus(t, deliver(t, c, m)[0], "2.0.0")
+	if opens != 2 {
+		t.Errorf("the queued message was opened %d times, want 2 (signing, then sending)", opens)
+	}
+	msgs := e.b.WaitInbox("bob@b.test", 1, 5*time.Second)
+	if len(msgs) != 1 || !strings.HasSuffix(msgs[0], strings.Repeat(line, 300)) {
+		t.Fatalf("bob has %d messages, or the body did not arrive whole", len(msgs))
+	}
+	name, value, _ := keys.DNSRecord("a.test")
+	verifs, err := dkim.VerifyWithOptions(strings.NewReader(msgs[0]), &dkim.VerifyOptions{
+		LookupTXT: func(n string) ([]string, error) {
+			if strings.TrimSuffix(n, ".")+"." == name {
+				return []string{value}, nil
+			}
+			return nil, &net.DNSError{Err: "no such host", Name: n, IsNotFound: true}
+		}})
+	if err != nil || len(verifs) != 1 || verifs[0].Err != nil {
+		t.Fatalf("DKIM verification at B: %+v, %v", verifs, err)
+	}
+}
