@@ -56,8 +56,12 @@ func (c *Client) signed(ctx context.Context, m *Message) *Message {
 	open := m.Open
 	var src io.Reader = r
 	if m.Size > 0 && m.Size <= inMemory {
-		data, err := io.ReadAll(io.LimitReader(r, inMemory+1))
-		if err == nil && len(data) <= inMemory {
+		// One read of the size the queue gave, and one more to see the end (ReadAll would read
+		// in growing pieces, a system call each).
+		data := make([]byte, m.Size+1)
+		n, err := io.ReadFull(r, data)
+		data = data[:n]
+		if err == io.ErrUnexpectedEOF && int64(n) == m.Size {
 			open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
 			src = bytes.NewReader(data)
 		} else {

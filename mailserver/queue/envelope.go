@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -105,10 +106,14 @@ func (m *messageFile) Close() error { return m.f.Close() }
 
 // openMessage opens msg/<id> for reading the message after its envelope header.
 func (s spool) openMessage(id string) (*messageFile, error) {
-	f, err := os.Open(s.msgPath(id))
+	// open(2) and os.NewFile rather than os.Open, which tries the file with the network poller
+	// (four fcntl(2) and a failing epoll_ctl(2) for a regular file): the message is opened at
+	// every attempt, and is read with pread(2) anyway.
+	fd, err := syscall.Open(s.msgPath(id), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: s.msgPath(id), Err: err}
 	}
+	f := os.NewFile(uintptr(fd), s.msgPath(id))
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
