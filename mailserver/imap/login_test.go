@@ -1,7 +1,11 @@
 package imap
 
 import (
+	"errors"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -85,5 +89,32 @@ func TestGarbageBeforeLoginClosesConnection(t *testing.T) {
 		if _, err := conn.Read(buf); err != nil {
 			return // closed, as it should be
 		}
+	}
+}
+
+// A login whose password still checks (the config in force has the mailbox) but whose mailbox the
+// store has removed, as when the password was checked just before a reload purged it, is refused
+// like a bad password, and makes no Maildir; the session stays usable for another login.
+func TestLoginToRemovedMailbox(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.store.RemoveMailbox(bob, filepath.Join(e.dataDir, "trash")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := imapclient.DialTLS(e.implicit, e.clientOptions(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expectCode(t, "LOGIN to a removed mailbox", c.Login(bob, bobPassword).Wait(), imap.ResponseCodeAuthenticationFailed)
+	expectCode(t, "AUTHENTICATE PLAIN to a removed mailbox", c.Authenticate(sasl.NewPlainClient("", bob, bobPassword)), imap.ResponseCodeAuthenticationFailed)
+	if _, err := os.Stat(filepath.Join(e.dataDir, "mail", "example.test", "bob")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused login made bob a Maildir: %v", err)
+	}
+	if err := c.Login(alice, alicePassword).Wait(); err != nil {
+		t.Fatalf("LOGIN as alice after the refusals: %v", err)
+	}
+	e.store.ReviveMailboxes([]string{bob})
+	if err := e.login(bob, bobPassword).Logout().Wait(); err != nil {
+		t.Errorf("bob's LOGIN once his address is revived: %v", err)
 	}
 }

@@ -6,7 +6,10 @@
 //   - Login (LOGIN, AUTHENTICATE PLAIN) only on a TLS connection: STARTTLS on the plain port, or a
 //     listener wrapped in TLS for IMAPS (RFC 8314). Before TLS the server advertises
 //     LOGINDISABLED and answers NO [PRIVACYREQUIRED]. The login name is the mailbox's primary
-//     address; auth.Authenticator checks the hash and slows down clients that keep failing.
+//     address; auth.Authenticator checks the hash and slows down clients that keep failing. A
+//     login whose password was checked against a config that still had the mailbox, but whose
+//     mailbox the store has removed since (store.ErrMailboxRemoved), gets NO
+//     [AUTHENTICATIONFAILED] like a bad password, and no Maildir is made.
 //   - One namespace, personal, prefix "" and hierarchy delimiter "." (the Maildir++ one).
 //   - Every session on a folder shares one imapserver.MailboxTracker attached to the store's
 //     Folder; the store reports each change (delivery, append, flags, expunge, or a change found
@@ -32,6 +35,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -43,11 +47,19 @@ import (
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
+// Authenticator checks a login's address and password and returns the mailbox; the server uses
+// *auth.Authenticator.
+type Authenticator interface {
+	Authenticate(ctx context.Context, remote net.Addr, username, password string) (*config.Mailbox, error)
+}
+
+var _ Authenticator = (*auth.Authenticator)(nil)
+
 // Options configure the IMAP server.
 type Options struct {
 	Store  *store.Store
 	Live   *config.Live
-	Auth   *auth.Authenticator
+	Auth   Authenticator
 	TLS    *tls.Config // STARTTLS; nil disables it (and so every login on the plain port)
 	Logger *slog.Logger
 }

@@ -66,6 +66,13 @@ func (s *session) Login(username, password string) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Login is not possible now, try again later"}
 	}
 	acct, err := s.srv.opts.Store.Account(mb.Address)
+	if errors.Is(err, store.ErrMailboxRemoved) {
+		// The password was checked against a config that still had the mailbox, but it has
+		// been removed since (store, Removing a mailbox): the address is no mailbox any more.
+		metrics.IMAPLogins.WithLabelValues(metrics.ResultFailed).Inc()
+		s.srv.log.Info("Rejected IMAP login", "remote", s.remote.String(), "username", username, "reason", "the mailbox was removed")
+		return imapserver.ErrAuthFailed
+	}
 	if err != nil {
 		metrics.IMAPLogins.WithLabelValues(metrics.ResultError).Inc()
 		return s.internal("opening mailbox", err)

@@ -6,7 +6,9 @@
 // put in force without a restart. On every load, once the config is in force, the Maildirs of
 // the addresses it lists in Purge (config.PurgeAnnotation: Mailboxes deleted with reclaimPolicy
 // Delete) are removed at once, also of a mailbox in use (the store's RemoveMailbox), never one of
-// a current mailbox; see purger for the rules that keep mail from being lost.
+// a current mailbox, and the store refuses to make them again until the address is a mailbox
+// again; see purger for the rules that keep mail from being lost and purged mailboxes gone.
+// The start-up load purges before anything is served.
 package server
 
 import (
@@ -146,8 +148,7 @@ func Run(ctx context.Context, opts Options) error {
 		defer adminSrv.Close()
 	}
 	applyConfig := func(cfg *config.Config) {
-		live.Store(config.NewDirectory(cfg))
-		purges.apply(cfg) // once cfg is in force: an address it purges is no mailbox any more
+		putInForce(live, purges, cfg)
 		ensureDKIMKeys(dkimKeys, cfg, log)
 		client.SetRouting(routing(cfg))
 		q.SetRetryPolicy(retryPolicy(cfg))
@@ -226,6 +227,14 @@ func Run(ctx context.Context, opts Options) error {
 	imapSrv.Close()
 	wg.Wait()
 	return err
+}
+
+// putInForce makes cfg the config in force, then has the purger revive its mailboxes and purge
+// what it lists: once cfg is in force, an address it purges is no mailbox any more (see purger
+// for why this order leaves a purged address no Maildir).
+func putInForce(live *config.Live, purges *purger, cfg *config.Config) {
+	live.Store(config.NewDirectory(cfg))
+	purges.apply(cfg)
 }
 
 func loadTLS(opts Options, log *slog.Logger) (*tls.Config, error) {

@@ -56,7 +56,7 @@ type Account struct {
 
 // Account opens the mailbox of a primary address, creating it on first use with INBOX and the
 // special-use folders, all subscribed. It fails with ErrMailboxRemoved while RemoveMailbox is
-// removing the mailbox.
+// removing the mailbox and, after it, while the address is tombstoned (until ReviveMailboxes).
 func (s *Store) Account(address string) (*Account, error) {
 	dir, err := s.mailboxDir(address)
 	if err != nil {
@@ -65,10 +65,10 @@ func (s *Store) Account(address string) (*Account, error) {
 	a := &Account{s: s, address: strings.ToLower(address), dir: dir}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Under s.mu, RemoveMailbox cannot end the life between this look-up and the check.
-	a.mb = s.mailboxAt(dir, a.address)
-	if a.mb.isRemoved() {
-		return nil, ErrMailboxRemoved
+	// Under s.mu, RemoveMailbox cannot move the Maildir away between this check and the
+	// directories made below: they are made before it moves it, or the check fails.
+	if a.mb, err = s.openMailbox(dir, a.address); err != nil {
+		return nil, err
 	}
 	if err := s.ensureMaildir(dir); err != nil {
 		return nil, err

@@ -28,8 +28,10 @@ var anonymousFiles = true
 // mailbox address, all-or-nothing, and returns the size of one copy in bytes. When it returns nil
 // every copy has been fsynced and renamed into new/, and the new/ directories fsynced; when it
 // returns an error no copy is visible in any mailbox. IMAP sessions watching an INBOX that got a
-// copy are notified. Safe for concurrent use. It fails with ErrMailboxRemoved when RemoveMailbox
-// removes one of the mailboxes before the copies are made (see the package doc).
+// copy are notified. Safe for concurrent use. It fails with ErrMailboxRemoved, storing nothing,
+// when one of the addresses is tombstoned (RemoveMailbox removed it and no ReviveMailboxes
+// revived it) or RemoveMailbox removes one of the mailboxes before the copies are made (see the
+// package doc).
 //
 // Deliver does not check quotas (the copies count towards them): it is for mail the server owes
 // the user whatever the quota, such as delivery status notices. DeliverWithQuota checks them.

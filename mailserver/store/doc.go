@@ -85,34 +85,53 @@
 // Trash), Expunge and folder deletion. A mailbox can thus be over its quota (after Deliver, or when
 // its quota is lowered); every checked addition is then refused until mail is removed.
 //
-// # Removing a mailbox (RemoveMailbox)
+// # Removing a mailbox (RemoveMailbox, ReviveMailboxes)
 //
 // A mailbox whose address is no longer one (a Mailbox deleted with reclaimPolicy Delete) is
 // removed with its mail while the server runs. What the store keeps of a mailbox in memory (the
 // Maildirs it knows exist, the loaded folders with their IMAP observers, the quota count) belongs
 // to one life of the mailbox: Accounts, Folders and deliveries keep the life they started in, a
-// removal ends it, and the next use of the address starts a new, empty one. The rule:
+// removal ends it, and the next use of the address once it is revived starts a new, empty one.
+// The rule:
 //
 //   - Every operation that changes a mailbox's files runs inside its life: a delivery while it
 //     makes the Maildir and from its charge on (the body is written before, so a slow client
 //     holds nothing up), account operations under the store's lock, folder operations under
 //     the folder's lock, and everything that holds a charge (see Quota).
-//   - RemoveMailbox marks the life removed, so no operation starts in it any more: each fails
-//     with ErrMailboxRemoved (errors.Is ErrFolderGone too). It waits for those under way, which
+//   - RemoveMailbox tombstones the address and marks the life removed, in one step under the
+//     lock that starts lives, so no operation starts in it any more: each fails with
+//     ErrMailboxRemoved (errors.Is ErrFolderGone too). It waits for those under way, which
 //     only do disk work. Then, holding the store's lock and that of every loaded folder, it
 //     renames the Maildir into a trash directory (one rename on the same file system), marks
 //     the folders gone and forgets the life; it fsyncs both parent directories, and only then
-//     removes the trash copy. If the rename fails, the life goes on as before.
+//     removes the trash copy. If the rename fails, the life goes on as before, and the address
+//     is tombstoned only if it already was.
+//   - The tombstone outlives the removal. The only ways into a mailbox from its address,
+//     Account (an IMAP login) and Deliver/DeliverWithQuota, check it with the life in that same
+//     step, and fail with ErrMailboxRemoved while it stands; everything else works through an
+//     Account, in its life. An Account checks holding the store's lock and makes the
+//     directories before letting go of it, and RemoveMailbox takes that lock to move the
+//     Maildir away after tombstoning, so an Account either is done before the move (what it
+//     made goes with the rest) or is refused; a delivery makes the Maildir as an operation
+//     under way, which RemoveMailbox waits for, or is refused. So once RemoveMailbox has
+//     returned, the address has no Maildir until ReviveMailboxes, however late an operation
+//     that began before the removal comes (an IMAP login whose password was checked against an
+//     older config, an SMTP transaction accepted before the address was purged).
+//   - ReviveMailboxes lifts tombstones: the server calls it with the addresses that are
+//     mailboxes of the config in force, and never removes one of those. Tombstones live in
+//     memory only; after a restart the server removes the address again at start-up, which
+//     tombstones it again before anything is served.
 //
 // A delivery racing with a removal thus either ends before it (its copy is removed with the
-// rest) or fails with ErrMailboxRemoved, which SMTP answers with 451 4.3.0 and the queue
-// retries, by when the address is refused at RCPT or is a new mailbox; a delivery that starts
-// after the removal makes a new Maildir. An IMAP session on the mailbox gets NO [NONEXISTENT]
-// for its folders from then on, and nothing it does makes a directory again, even once a new
-// mailbox has the address: the old Account and Folders stay in the old life. No operation makes
-// an entry in the trash (every one names its files by their path in the mailbox); a file open
-// in tmp/ at the rename (a body being written) is unlinked with the trash copy. A crash leaves
-// the whole mailbox in place or the whole of it in the trash, which its owner empties.
+// rest) or fails with ErrMailboxRemoved, which SMTP answers with 451 4.3.0; the sender or the
+// queue retries, and by then the address is no mailbox (550 at RCPT, or a bounce from the
+// queue) or is a new one. An IMAP login whose Account fails so is refused like bad
+// credentials. An IMAP session on the mailbox gets NO [NONEXISTENT] for its folders from then
+// on, and nothing it does makes a directory again, even once a new mailbox has the address: the
+// old Account and Folders stay in the old life. No operation makes an entry in the trash (every
+// one names its files by their path in the mailbox); a file open in tmp/ at the rename (a body
+// being written) is unlinked with the trash copy. A crash leaves the whole mailbox in place or
+// the whole of it in the trash, which its owner empties.
 //
 // # Change notification
 //

@@ -7,9 +7,11 @@ import (
 )
 
 // ErrMailboxRemoved is returned by an operation on a mailbox that RemoveMailbox has removed or
-// is removing, and by one that would have started while it runs. errors.Is(err, ErrFolderGone)
-// holds for it too: to an IMAP session every folder of the mailbox is gone. For a delivery it is
-// a temporary failure: the sender retries, and by then the address either is no mailbox any more
+// is removing, and by one that would have started while it runs; and by Account, Deliver and
+// DeliverWithQuota for an address RemoveMailbox left tombstoned, until ReviveMailboxes lifts the
+// tombstone (see the package doc, Removing a mailbox). errors.Is(err, ErrFolderGone) holds for
+// it too: to an IMAP session every folder of the mailbox is gone. For a delivery it is a
+// temporary failure: the sender retries, and by then the address either is no mailbox any more
 // or is a new one.
 var ErrMailboxRemoved error = mailboxRemovedError{}
 
@@ -19,7 +21,8 @@ func (mailboxRemovedError) Error() string        { return "store: the mailbox wa
 func (mailboxRemovedError) Is(target error) bool { return target == ErrFolderGone }
 
 // mailbox is one life of a mailbox in the store: from its first use after Open, or after the
-// RemoveMailbox that ended the previous life, until RemoveMailbox. Accounts, Folders and
+// RemoveMailbox that ended the previous life (and the ReviveMailboxes that lifted its
+// tombstone), until RemoveMailbox. Accounts, Folders and
 // deliveries keep the life they started in, so nothing they do after its end reaches a later
 // life's directory: they fail with ErrMailboxRemoved instead. It holds the running quota count
 // (see quota.go) and counts the operations under way, which RemoveMailbox waits for.
@@ -68,12 +71,16 @@ func (s *Store) mailboxOf(address string) (*mailbox, error) {
 	return s.mailboxAt(dir, strings.ToLower(address)), nil
 }
 
-// enterMailbox starts an operation on the current life of the mailbox at dir (call leave when
-// done). It fails with ErrMailboxRemoved while RemoveMailbox is removing it.
+// enterMailbox starts an operation that may make the Maildir of the mailbox at dir (call leave
+// when done), in its current life. It fails with ErrMailboxRemoved while the address is
+// tombstoned or RemoveMailbox is removing it.
 func (s *Store) enterMailbox(dir, address string) (*mailbox, error) {
 	s.mboxMu.Lock()
 	defer s.mboxMu.Unlock()
-	m := s.mailboxAtLocked(dir, address)
+	m, err := s.usableLocked(dir, address)
+	if err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.removed {
@@ -81,6 +88,32 @@ func (s *Store) enterMailbox(dir, address string) (*mailbox, error) {
 	}
 	m.inFlight++
 	return m, nil
+}
+
+// openMailbox returns the current life of the mailbox at dir for Account, which holds s.mu
+// while it makes the Maildir. It fails with ErrMailboxRemoved while the address is tombstoned
+// or RemoveMailbox is removing it; RemoveMailbox marks both before it takes s.mu to move the
+// Maildir away, so whatever Account makes after this check goes with the rest.
+func (s *Store) openMailbox(dir, address string) (*mailbox, error) {
+	s.mboxMu.Lock()
+	defer s.mboxMu.Unlock()
+	m, err := s.usableLocked(dir, address)
+	if err != nil {
+		return nil, err
+	}
+	if m.isRemoved() {
+		return nil, ErrMailboxRemoved
+	}
+	return m, nil
+}
+
+// usableLocked returns the current life of the mailbox at dir, starting one if needed, unless
+// the address is tombstoned (ErrMailboxRemoved). s.mboxMu is held.
+func (s *Store) usableLocked(dir, address string) (*mailbox, error) {
+	if _, ok := s.tombs[dir]; ok {
+		return nil, ErrMailboxRemoved
+	}
+	return s.mailboxAtLocked(dir, address), nil
 }
 
 // leave ends an operation started by enterMailbox.

@@ -18,6 +18,8 @@ const goner = "carol@example.test"
 
 func goneDir(data string) string { return filepath.Join(data, "mail", "example.test", "carol") }
 
+// removeMailbox removes carol's mailbox, checks the trash is empty again, and returns how many
+// messages went. Her address stays tombstoned.
 func removeMailbox(t *testing.T, s *Store, data string) int {
 	t.Helper()
 	n, err := s.RemoveMailbox(goner, filepath.Join(data, "trash"))
@@ -29,6 +31,9 @@ func removeMailbox(t *testing.T, s *Store, data string) int {
 	}
 	return n
 }
+
+// recreate revives carol's address, as the server does when a Mailbox has it again.
+func recreate(s *Store) { s.ReviveMailboxes([]string{goner}) }
 
 // checkFresh checks what is left of carol's mailbox after the removals: nothing, or a whole
 // Maildir with nothing left in tmp/ whose count is what the store says. It returns the messages.
@@ -55,7 +60,7 @@ func checkFresh(t *testing.T, s *Store, data string) int64 {
 	return disk.Messages
 }
 
-// An idle mailbox goes with all its folders; the address then starts afresh, at once.
+// An idle mailbox goes with all its folders; the address then starts afresh once revived.
 func TestRemoveIdleMailbox(t *testing.T) {
 	s, data := openTestStore(t)
 	acct, err := s.Account(goner)
@@ -90,6 +95,7 @@ func TestRemoveIdleMailbox(t *testing.T) {
 		t.Errorf("removing it again: %d, %v; want nothing to do", n, err)
 	}
 
+	recreate(s)
 	deliver(t, s, goner, body(800))
 	if u := usageOf(t, s, goner); u != (Usage{800, 1}) {
 		t.Errorf("usage after a new delivery %+v, want {800 1}", u)
@@ -169,7 +175,8 @@ func TestRemoveMailboxInUse(t *testing.T) {
 		t.Errorf("the old sessions brought the mailbox directory back: %v", err)
 	}
 
-	// The address is a new mailbox at once; the old account and folders stay out of it.
+	// Revived, the address is a new mailbox at once; the old account and folders stay out of it.
+	recreate(s)
 	deliver(t, s, goner, body(600))
 	acct2, err := s.Account(goner)
 	if err != nil {
@@ -234,6 +241,7 @@ func TestRemoveWaitsForOperationsUnderWay(t *testing.T) {
 	if n := <-done; n != 1 {
 		t.Errorf("removed %d messages, want 1", n)
 	}
+	recreate(s)
 	deliver(t, s, goner, body(100))
 }
 
@@ -266,9 +274,10 @@ func TestRemoveFailureKeepsMailbox(t *testing.T) {
 	}
 }
 
-// Deliveries and IMAP sessions racing with removals: each delivery or append either lands before
-// a removal (and is removed with the mailbox) or fails with ErrMailboxRemoved, or lands in the
-// new mailbox after it; none is lost or half made, and the count stays right.
+// Deliveries and IMAP sessions racing with removals, each followed by a revival: each delivery or
+// append either lands before a removal (and is removed with the mailbox) or fails with
+// ErrMailboxRemoved, or lands in the new mailbox after the revival; none is lost or half made,
+// and the count stays right.
 func TestRemoveRacesWithDeliveries(t *testing.T) { bothWays(t, testRemoveRacesWithDeliveries) }
 
 func testRemoveRacesWithDeliveries(t *testing.T) {
@@ -335,6 +344,7 @@ func testRemoveRacesWithDeliveries(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		removed += int64(removeMailbox(t, s, data))
+		recreate(s)
 	}
 	wg.Wait()
 	if stored.Load() != (workers+1)*each {

@@ -28,8 +28,9 @@ type Store struct {
 	mu      sync.Mutex            // guards folders and folder creation, renaming and deletion
 	folders map[folderKey]*Folder // folders loaded so far
 
-	mboxMu sync.Mutex          // guards mboxes (not the mailboxes: each has its own lock)
+	mboxMu sync.Mutex          // guards mboxes and tombs (not the mailboxes: each has its own lock)
 	mboxes map[string]*mailbox // mailbox directory -> its current life (count, operations)
+	tombs  map[string]struct{} // mailbox directories RemoveMailbox removed and no ReviveMailboxes revived
 
 	removeMu sync.Mutex // one RemoveMailbox at a time
 }
@@ -53,6 +54,7 @@ func Open(dataDir string, logger *slog.Logger) (*Store, error) {
 		logger:  logger,
 		folders: make(map[folderKey]*Folder),
 		mboxes:  make(map[string]*mailbox),
+		tombs:   make(map[string]struct{}),
 	}, nil
 }
 
