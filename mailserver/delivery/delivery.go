@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,11 +16,17 @@ import (
 
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/msgauth/dnscache"
+	"github.com/kubemail/kubemail/mailserver/store"
 )
 
 // LocalDeliverer puts a message into our own mailboxes; *store.Store satisfies it.
 type LocalDeliverer interface {
+	// Deliver is all-or-nothing and unchecked: the server's own notices (DSNs) reach a full
+	// mailbox.
 	Deliver(ctx context.Context, mailboxes []string, prefix []byte, body io.Reader) (int64, error)
+	// DeliverWithQuota is all-or-nothing; a mailbox the message would take past its quota
+	// makes it fail with a *store.QuotaError naming those mailboxes.
+	DeliverWithQuota(ctx context.Context, mailboxes []string, quota store.QuotaFunc, prefix []byte, body io.Reader) (int64, error)
 }
 
 // TLSMode is how a connection to a smarthost is secured.
@@ -319,39 +326,64 @@ func (r *Routing) smarthostFor(sender string) *Smarthost {
 	return nil
 }
 
-// deliverLocal puts the message into our own mailboxes, one all-or-nothing store delivery.
+// deliverLocal puts the message into our own mailboxes: one all-or-nothing store delivery into
+// all of them, checked against their quotas. A mailbox the message would take past its quota
+// gets 452 4.2.2 (retried, like a remote "mailbox full"; bounced at expiry) and the others are
+// delivered without it, so one full mailbox neither holds back nor duplicates the rest.
 func (c *Client) deliverLocal(ctx context.Context, m *Message, rcpts []string) []Result {
 	dir := c.opts.Live.Load()
 	results := make([]Result, len(rcpts))
+	byMailbox := map[string][]int{} // mailbox → indexes of its recipients (aliases, plus-addresses)
 	var mailboxes []string
-	var found []int
+	quotas := map[string]int64{}
 	for i, rcpt := range rcpts {
 		mb := dir.Lookup(rcpt)
 		if mb == nil {
 			results[i] = Result{Rcpt: rcpt, Code: 550, Status: "5.1.1", Text: "No such mailbox here"}
 			continue
 		}
-		mailboxes = append(mailboxes, mb.Address)
-		found = append(found, i)
+		if _, ok := byMailbox[mb.Address]; !ok {
+			mailboxes = append(mailboxes, mb.Address)
+			quotas[mb.Address] = mb.Quota
+		}
+		byMailbox[mb.Address] = append(byMailbox[mb.Address], i)
 	}
-	if len(found) == 0 {
-		return results
-	}
-	res := Result{Code: 250, Status: "2.0.0", Text: "Delivered to the local mailbox"}
-	if c.opts.Local == nil {
-		res = Result{Status: "4.3.0", Text: "Local delivery is not configured"}
-	} else if r, err := m.Open(); err != nil {
-		res = Result{Status: "4.3.0", Text: "Reading the queued message failed: " + err.Error()}
-	} else {
-		_, err := c.opts.Local.Deliver(ctx, dedupe(mailboxes), nil, r)
-		r.Close()
-		if err != nil {
-			res = Result{Status: "4.3.0", Text: "Writing into the local mailbox failed: " + err.Error()}
+	set := func(mailbox string, res Result) {
+		for _, i := range byMailbox[mailbox] {
+			res.Rcpt = rcpts[i]
+			results[i] = res
 		}
 	}
-	for _, i := range found {
-		res.Rcpt = rcpts[i]
-		results[i] = res
+	full := Result{Code: 452, Status: "4.2.2", Text: "Mailbox full"}
+	// Each round either delivers or takes at least one full mailbox out: at most one round
+	// per mailbox.
+	for len(mailboxes) > 0 {
+		res := Result{Code: 250, Status: "2.0.0", Text: "Delivered to the local mailbox"}
+		var over *store.QuotaError
+		if c.opts.Local == nil {
+			res = Result{Status: "4.3.0", Text: "Local delivery is not configured"}
+		} else if r, err := m.Open(); err != nil {
+			res = Result{Status: "4.3.0", Text: "Reading the queued message failed: " + err.Error()}
+		} else {
+			_, err := c.opts.Local.DeliverWithQuota(ctx, mailboxes, func(mb string) int64 { return quotas[mb] }, nil, r)
+			r.Close()
+			if n := len(mailboxes); errors.As(err, &over) {
+				mailboxes = slices.DeleteFunc(mailboxes, func(mb string) bool { return slices.Contains(over.Mailboxes, mb) })
+				for _, mb := range over.Mailboxes {
+					set(mb, full)
+				}
+				if len(mailboxes) < n {
+					continue
+				}
+			}
+			if err != nil {
+				res = Result{Status: "4.3.0", Text: "Writing into the local mailbox failed: " + err.Error()}
+			}
+		}
+		for _, mb := range mailboxes {
+			set(mb, res)
+		}
+		break
 	}
 	return results
 }

@@ -42,6 +42,7 @@
 //	smarthost without AUTH PLAIN, or AUTH refused      4.7.x   temporary (the operator fixes it)
 //	remote lacks SMTPUTF8 for a UTF-8 address          5.6.7   permanent (RFC 6531 3.5)
 //	writing into a local mailbox failed                4.3.0   temporary
+//	a local mailbox the message would take past quota  4.2.2   temporary (452; the others get theirs)
 //
 // A greeting or EHLO that fails, a 421 or a lost connection before MAIL moves on to the next
 // address or MX host; once MAIL is accepted the replies of that server are final for this attempt.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
 )
@@ -109,5 +110,41 @@ func TestLocalDomainGoesIntoTheMailbox(t *testing.T) {
 	}
 	if n := len(e.b.WaitInbox("bob@b.test", 1, 5*time.Second)); n != 1 {
 		t.Errorf("bob has %d messages", n)
+	}
+}
+
+// TestLocalMailboxOverQuotaWaits: a queued message for two of our mailboxes, one of them too
+// full for it: the other gets its copy, the full one gets 452 4.2.2 (the queue retries it), and
+// once the quota allows it the retry delivers exactly one copy there and none again elsewhere.
+func TestLocalMailboxOverQuotaWaits(t *testing.T) {
+	e := newEnv(t)
+	cfg := deliverytest.Mailboxes(t, "a.test", "alice", "carol")
+	cfg.Mailboxes[1].Quota = 100 // carol: smaller than any message
+	a := deliverytest.StartMX(t, "mx.a.test", "127.0.0.6", 0, cfg)
+	c := e.client(t, func(o *delivery.Options) {
+		o.Live = a.Live
+		o.Local = a.Store
+	})
+	res := deliver(t, c, testMessage("full", "bob@b.test", "alice@a.test", "carol@a.test", "carol+tag@a.test"))
+	wantStatus(t, res[0], "2.0.0")
+	for _, r := range res[1:] {
+		wantStatus(t, r, "4.2.2")
+		if r.Code != 452 || r.Permanent() || r.Delivered() {
+			t.Errorf("%s: %d %s, want a temporary 452", r.Rcpt, r.Code, r.Status)
+		}
+	}
+	if n := len(a.Inbox("carol@a.test")); n != 0 {
+		t.Errorf("carol, over quota, has %d messages", n)
+	}
+	// carol makes room (here: a bigger quota); the queue retries only her.
+	cfg.Mailboxes[1].Quota = 0
+	a.Live.Store(config.NewDirectory(cfg))
+	res = deliver(t, c, testMessage("full", "bob@b.test", "carol@a.test"))
+	wantStatus(t, res[0], "2.0.0")
+	if n := len(a.WaitInbox("carol@a.test", 1, 5*time.Second)); n != 1 {
+		t.Errorf("carol has %d messages after the retry, want 1", n)
+	}
+	if n := len(a.Inbox("alice@a.test")); n != 1 {
+		t.Errorf("alice has %d messages, want 1", n)
 	}
 }
