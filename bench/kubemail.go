@@ -49,6 +49,7 @@ func runKubemail(o options, sessions int) result {
 		"--imap-addr", "", "--imaps-addr", ""}
 	args = append(args, o.kubemailFlags...)
 	cmd := exec.Command(o.kubemail, args...)
+	cmd.Env = append(os.Environ(), o.kubemailEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		r.err = err

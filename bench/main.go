@@ -33,8 +33,8 @@
 //
 // Every run is bounded by -timeout; a run that times out is reported as such and the bench goes
 // on. BENCH_MESSAGES, BENCH_SESSIONS, BENCH_ROUNDS, BENCH_TIMEOUT, BENCH_SERVERS
-// (kubemail,postfix), BENCH_REUSE=1, BENCH_DNS_NEGATIVE_TTL and BENCH_KUBEMAIL_FLAGS override
-// the defaults.
+// (kubemail,postfix), BENCH_REUSE=1, BENCH_DNS_NEGATIVE_TTL, BENCH_KUBEMAIL_FLAGS and
+// BENCH_KUBEMAIL_ENV override the defaults.
 package main
 
 import (
@@ -68,6 +68,8 @@ type options struct {
 	negTTL     uint32 // of the bench DNS server's NXDOMAIN answers; 0: no SOA, not cacheable
 	// kubemailFlags are extra `kubemail server` flags, e.g. a higher per-client connection limit.
 	kubemailFlags []string
+	// kubemailEnv is more environment for kubemail, e.g. GOMAXPROCS=4.
+	kubemailEnv []string
 }
 
 // result is one measured run.
@@ -183,6 +185,7 @@ func parseFlags() (options, error) {
 	flag.BoolVar(&o.keep, "keep", false, "keep kubemail's temporary directories (RELAY_KEEP=1 keeps Postfix's)")
 	flag.StringVar(&o.recipient, "to", "alice@example.test", "recipient; must be a mailbox in -manifests")
 	extra := flag.String("kubemail-flags", os.Getenv("BENCH_KUBEMAIL_FLAGS"), "extra `kubemail server` flags, space-separated")
+	env := flag.String("kubemail-env", os.Getenv("BENCH_KUBEMAIL_ENV"), "more environment for kubemail, space-separated NAME=VALUE (e.g. GOMAXPROCS=4)")
 	servers := flag.String("servers", envString("BENCH_SERVERS", "kubemail,postfix"), "comma-separated servers to measure: kubemail, postfix")
 	flag.IntVar(&o.rounds, "rounds", envInt("BENCH_ROUNDS", 3), "runs of each server and session count")
 	negTTL := flag.Int("dns-negative-ttl", envInt("BENCH_DNS_NEGATIVE_TTL", 300), "negative TTL (s) of the bench DNS server's answers; 0 sends no SOA, so nothing may be cached")
@@ -200,6 +203,7 @@ func parseFlags() (options, error) {
 		}
 	}
 	o.kubemailFlags = strings.Fields(*extra)
+	o.kubemailEnv = strings.Fields(*env)
 	for _, f := range strings.Split(sessions, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {

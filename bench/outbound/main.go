@@ -52,7 +52,8 @@
 // Needs root (port 25, Postfix), /usr/sbin/smtp-sink and /usr/sbin/postfix (`make test-deps`).
 // BENCH_OUT_MESSAGES, BENCH_OUT_SESSIONS, BENCH_OUT_SIZE, BENCH_OUT_ROUNDS and
 // BENCH_OUT_TIMEOUT override the flag defaults; BENCH_OUT_SERVERS (kubemail,postfix,
-// postfix-opendkim,kubemail-nodkim) chooses the sides. The kubemail binary is -kubemail (bin/kubemail).
+// postfix-opendkim,kubemail-nodkim) chooses the sides; BENCH_KUBEMAIL_ENV (-kubemail-env) gives
+// kubemail more environment, e.g. GOMAXPROCS=4. The kubemail binary is -kubemail (bin/kubemail).
 package main
 
 import (
@@ -79,6 +80,7 @@ type options struct {
 	timeout  time.Duration
 	servers  []string
 	rounds   int
+	env      []string // more environment for kubemail
 }
 
 // phase is one measure: the rate, and what the server and the machine spent on it.
@@ -123,9 +125,11 @@ func main() {
 	}
 	flag.DurationVar(&o.timeout, "timeout", timeout, "bound of each server's run")
 	flag.IntVar(&o.rounds, "rounds", envInt("BENCH_OUT_ROUNDS", 3), "rounds, each server once per round, alternating")
+	env := flag.String("kubemail-env", os.Getenv("BENCH_KUBEMAIL_ENV"), "more environment for kubemail, space-separated NAME=VALUE (e.g. GOMAXPROCS=4)")
 	servers := flag.String("servers", envString("BENCH_OUT_SERVERS", defaultServers), "servers to measure: kubemail, postfix, postfix-opendkim, kubemail-nodkim")
 	flag.Parse()
 	o.servers = strings.Split(*servers, ",")
+	o.env = strings.Fields(*env)
 	if _, err := os.Stat(openDKIMBin); err != nil && *servers == defaultServers {
 		fmt.Printf("outbound: no %s (Debian package opendkim): the postfix-opendkim side is left out\n", openDKIMBin)
 		o.servers = slices.DeleteFunc(o.servers, func(s string) bool { return s == "postfix-opendkim" })
@@ -265,7 +269,7 @@ func runKubemail(o options, dns *harness.DNS, from string) (r result) {
 		return result{err: err}
 	}
 	k := &harness.Kubemail{Bin: o.kubemail, IP: harness.IP(2), Hostname: "mx.a.test", Manifests: dir + "/manifests",
-		DataDir: dir + "/data", DNS: dns.Addr}
+		DataDir: dir + "/data", DNS: dns.Addr, Env: o.env}
 	if err := k.Start(); err != nil {
 		return result{err: fmt.Errorf("%w\n%s", err, k.Logs())}
 	}
