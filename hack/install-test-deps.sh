@@ -14,6 +14,7 @@ declare -A want=(
   [swaks]=swaks
   [mbsync]=isync
   [smtp-source]=postfix
+  [opendkim]=opendkim # make bench: Postfix signing through OpenDKIM, the same work kubemail does
 )
 
 missing=()

@@ -114,10 +114,9 @@ func Run(ctx context.Context, opts Options) error {
 	purges.apply(cfg)
 	authn := auth.NewAuthenticator(live)
 
-	resolver := net.DefaultResolver
-	if opts.DNSResolver != "" {
-		resolver = delivery.NewResolver(opts.DNSResolver)
-	}
+	// One DNS answer cache for the MX lookups of delivery and the SPF/DKIM/DMARC checks of
+	// inbound mail; "" asks resolv.conf's name servers.
+	resolver := delivery.NewResolver(opts.DNSResolver)
 	keysDir := opts.DKIMKeysDir
 	if keysDir == "" {
 		keysDir = filepath.Join(opts.DataDir, "dkim")

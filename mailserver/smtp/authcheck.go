@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/kubemail/kubemail/mailserver/config"
@@ -86,12 +87,17 @@ const (
 // spool is a message received in full: its first MiB in memory, the rest in an unlinked
 // temporary file (nothing is left behind by a crash).
 type spool struct {
+	buf      *bytes.Buffer // holds mem; back to spoolBuffers on close
 	mem      []byte
 	f        *os.File
 	fsize    int64
 	inUse    *atomic.Int64
 	reserved int64
 }
+
+// spoolBuffers keeps the in-memory parts of spools for the next messages: growing a fresh
+// buffer for every message was the largest share of the MX's allocations.
+var spoolBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func readSpool(r io.Reader, dir string, inUse *atomic.Int64) (*spool, error) {
 	sp := &spool{inUse: inUse}
@@ -100,8 +106,10 @@ func readSpool(r io.Reader, dir string, inUse *atomic.Int64) (*spool, error) {
 	} else {
 		inUse.Add(-spoolMemory)
 	}
-	var b bytes.Buffer
-	_, err := io.CopyN(&b, r, sp.reserved)
+	b := spoolBuffers.Get().(*bytes.Buffer)
+	b.Reset()
+	sp.buf = b
+	_, err := io.CopyN(b, r, sp.reserved)
 	sp.mem = b.Bytes()
 	if err == io.EOF {
 		return sp, nil
@@ -141,5 +149,8 @@ func (sp *spool) close() {
 		sp.f.Close()
 	}
 	sp.inUse.Add(-sp.reserved)
-	sp.reserved, sp.mem = 0, nil
+	if sp.buf != nil && sp.buf.Cap() <= 2*spoolMemory {
+		spoolBuffers.Put(sp.buf)
+	}
+	sp.reserved, sp.mem, sp.buf = 0, nil, nil
 }
