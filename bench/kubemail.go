@@ -101,7 +101,7 @@ func runKubemail(o options, sessions int) result {
 	newDir := filepath.Join(dataDir, "mail", domain, local, "new")
 	pid := cmd.Process.Pid
 	rssBefore := procstat.RSS(pid)
-	stopSampling := sampleMax(&r.loadMem, func() int64 { return procstat.RSS(pid) })
+	stopSampling := procstat.SampleMax(&r.loadMem, func() int64 { return procstat.RSS(pid) })
 	meter := procstat.Start(pid)
 	start := time.Now()
 	r.sent, r.err = smtpSource(ctx, o, sessions, addr)

@@ -36,7 +36,7 @@ func runPostfix(o options, sessions int) (r result) {
 		reapAll()
 	}()
 
-	stopSampling := sampleMax(&r.loadMem, func() int64 { return procstat.TreePSS(pf.MasterPID()) })
+	stopSampling := procstat.SampleMax(&r.loadMem, func() int64 { return procstat.TreePSS(pf.MasterPID()) })
 	meter := procstat.Start(pf.MasterPID())
 	start := time.Now()
 	r.sent, r.err = smtpSource(ctx, o, sessions, pf.Addr)

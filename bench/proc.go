@@ -2,7 +2,6 @@ package main
 
 import (
 	"syscall"
-	"time"
 )
 
 // becomeSubreaper makes orphaned descendants (the Postfix master, which daemonizes) children of
@@ -22,27 +21,5 @@ func reapAll() {
 		if err != nil || pid <= 0 {
 			return
 		}
-	}
-}
-
-// sampleMax stores in *peak the largest value measure returns, sampled every 200 ms until the
-// returned stop function is called.
-func sampleMax(peak *int64, measure func() int64) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		for {
-			*peak = max(*peak, measure())
-			select {
-			case <-done:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/kubemail/kubemail/bench/internal/procstat"
 )
 
 func printProgress(r result) {
@@ -51,17 +53,6 @@ func (s *summary) add(r result) {
 	s.loadMem, s.peakRSS = max(s.loadMem, r.loadMem), max(s.peakRSS, r.peakRSS)
 }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(v))
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func best(v []float64) float64 {
 	if len(v) == 0 {
 		return 0
@@ -99,10 +90,10 @@ func printTable(results []result) {
 		}
 		cpu := "n/a"
 		if len(s.cpu) > 0 {
-			cpu = fmt.Sprintf("%.2f", median(s.cpu))
+			cpu = fmt.Sprintf("%.2f", procstat.Median(s.cpu))
 		}
 		fmt.Printf("%-9s %8d %6d %5.0f/%-5.0f %6.0f/%-5.0f %11s %13s %13s%s\n", server, sessions, len(s.accepted),
-			best(s.accepted), median(s.accepted), best(s.delivered), median(s.delivered), cpu, mib(s.loadMem), mib(s.peakRSS), note)
+			best(s.accepted), procstat.Median(s.accepted), best(s.delivered), procstat.Median(s.delivered), cpu, mib(s.loadMem), mib(s.peakRSS), note)
 	}
 	printed := false
 	for _, k := range keys {
@@ -119,7 +110,7 @@ func printTable(results []result) {
 			printed = true
 		}
 		fmt.Printf("%-24s %8d %8.2fx /%6.2fx %8.2fx /%6.2fx\n", "", sessions,
-			best(s.accepted)/best(p.accepted), median(s.accepted)/median(p.accepted),
-			best(s.delivered)/best(p.delivered), median(s.delivered)/median(p.delivered))
+			best(s.accepted)/best(p.accepted), procstat.Median(s.accepted)/procstat.Median(p.accepted),
+			best(s.delivered)/best(p.delivered), procstat.Median(s.delivered)/procstat.Median(p.delivered))
 	}
 }

@@ -47,7 +47,7 @@ func runPostfix(o options, dkim bool) (r result) {
 		}
 	}()
 	var mem int64
-	stopSampling := sampleMax(&mem, func() int64 {
+	stopSampling := procstat.SampleMax(&mem, func() int64 {
 		m := procstat.TreePSS(pf.MasterPID())
 		if milter != nil {
 			m += procstat.TreePSS(milter.PID())
@@ -70,22 +70,4 @@ func runPostfix(o options, dkim bool) (r result) {
 		r.err = fmt.Errorf("%w; last log lines:\n%s", r.err, tail(pf.Log(), 20))
 	}
 	return r
-}
-
-// sampleMax stores in *peak the largest value measure returns, sampled every 200 ms until the
-// returned stop function is called.
-func sampleMax(peak *int64, measure func() int64) (stop func()) {
-	done, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		for {
-			*peak = max(*peak, measure())
-			select {
-			case <-done:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
 }

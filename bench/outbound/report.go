@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"slices"
+
+	"github.com/kubemail/kubemail/bench/internal/procstat"
 )
 
 func msPerMsg(o options, p phase) float64 {
@@ -26,17 +28,6 @@ func mib(b int64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(v))
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func rounded(v []float64) []int {
@@ -74,8 +65,8 @@ func summarize(o options, results []result) {
 			continue
 		}
 		fmt.Printf("%-15s submission to sink: median %6.1f msg/s, best %6.1f %v, %.2f ms CPU/msg; queue drain: median %6.1f msg/s, best %6.1f %v, %.2f ms CPU/msg\n",
-			name, median(s.rate), slices.Max(s.rate), rounded(s.rate), median(s.cpu),
-			median(s.drain), slices.Max(s.drain), rounded(s.drain), median(s.drainCPU))
+			name, procstat.Median(s.rate), slices.Max(s.rate), rounded(s.rate), procstat.Median(s.cpu),
+			procstat.Median(s.drain), slices.Max(s.drain), rounded(s.drain), procstat.Median(s.drainCPU))
 	}
 	for _, pair := range []struct{ k, p, note string }{
 		{"kubemail", "postfix", "(the issue's goal: 1.5x; kubemail signs, Postfix does not)"},
@@ -87,7 +78,7 @@ func summarize(o options, results []result) {
 			continue
 		}
 		fmt.Printf("ratio %s/%s: medians %.2fx submission to sink, %.2fx queue drain; best %.2fx, %.2fx %s\n", pair.k, pair.p,
-			median(s.rate)/median(p.rate), median(s.drain)/median(p.drain),
+			procstat.Median(s.rate)/procstat.Median(p.rate), procstat.Median(s.drain)/procstat.Median(p.drain),
 			slices.Max(s.rate)/slices.Max(p.rate), slices.Max(s.drain)/slices.Max(p.drain), pair.note)
 	}
 }

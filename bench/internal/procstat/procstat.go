@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -223,4 +224,34 @@ func (m *Meter) Stop() {
 	if total > m.total0 {
 		m.BusyShare = float64(busy-m.busy0) / float64(total-m.total0)
 	}
+}
+
+// SampleMax stores in *peak the largest value measure returns, sampled every 200 ms until the
+// returned stop function is called.
+func SampleMax(peak *int64, measure func() int64) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			*peak = max(*peak, measure())
+			select {
+			case <-done:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// Median is the median of the rounds' figures (0 for none).
+func Median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
