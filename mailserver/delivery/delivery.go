@@ -117,6 +117,10 @@ type Message struct {
 	Size  int64    // bytes, for SIZE=
 	// Open returns the message (Received: header and all); it may be called more than once.
 	Open func() (io.ReadCloser, error)
+	// Signature is the DKIM-Signature field (CRLF-terminated) made when the message was queued;
+	// it goes in front of the message on its way to other servers, not into local mailboxes.
+	// Without it the message is signed at its first transaction (DKIM).
+	Signature []byte
 
 	lazy *lazySignature // signed at the first transaction (ready)
 }
@@ -237,7 +241,10 @@ func (c *Client) Deliver(ctx context.Context, m *Message) []Result {
 		byDomain[domain] = append(byDomain[domain], i)
 	}
 	remote := m
-	if c.opts.DKIM != nil && slices.ContainsFunc(order, func(d string) bool { return !c.isLocal(d) }) {
+	switch {
+	case len(m.Signature) > 0:
+		remote = m.withSignature(m.Signature)
+	case c.opts.DKIM != nil && slices.ContainsFunc(order, func(d string) bool { return !c.isLocal(d) }):
 		remote = c.signLater(ctx, m)
 	}
 	deliver := func(domain string) {

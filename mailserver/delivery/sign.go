@@ -81,10 +81,18 @@ func (c *Client) signed(ctx context.Context, m *Message) *Message {
 		c.log.Error("Failed signing message with DKIM; sending it unsigned", "id", m.ID, "from", m.From, "err", err)
 		return &sm
 	}
+	return sm.withSignature(sig)
+}
+
+// withSignature returns m with the DKIM-Signature field sig in front (m itself for none).
+func (m *Message) withSignature(sig []byte) *Message {
 	if len(sig) == 0 {
-		return &sm
+		return m
 	}
+	sm := *m
+	sm.Signature, sm.lazy = nil, nil
 	sm.Size += int64(len(sig))
+	open := m.Open
 	sm.Open = func() (io.ReadCloser, error) {
 		r, err := open()
 		if err != nil {

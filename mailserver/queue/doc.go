@@ -21,8 +21,11 @@
 // <len> bytes of JSON ending in a newline:
 //
 //	{"id":"…", "from":"alice@a.test", "arrival":"2026-11-26T10:00:00.123456789Z",
-//	 "rcpts":["bob@b.test","carol@c.test"]}
+//	 "rcpts":["bob@b.test","carol@c.test"], "dkim":"DKIM-Signature: v=1; …\r\n"}
 //
+// "dkim", present when Options.Signer signed the message at enqueue (messages up to
+// SignInMemory), is the DKIM-Signature field sent in front of the message to other servers;
+// the metadata record carries it on.
 // It holds the message's initial record: every recipient pending, no attempt yet, due at once.
 // The size is not in it (the header is written before the body is read): it is the file's
 // length less the header's. Delivery and notices read the message from the header's end.
@@ -38,7 +41,7 @@
 // The metadata record is one JSON object:
 //
 //	{"version":1, "id":"…", "from":"alice@a.test", "arrival":"2026-11-26T10:00:00Z",
-//	 "size":1234, "attempts":2, "nextAttempt":"…", "lastAttempt":"…", "delayNotified":false,
+//	 "size":1234, "attempts":2, "nextAttempt":"…", "lastAttempt":"…", "delayNotified":false, "dkim":"…",
 //	 "rcpts":[{"addr":"bob@b.test", "state":"pending", "code":451, "status":"4.4.1",
 //	           "reply":"…", "remoteMTA":"mx.b.test", "at":"…", "notified":false}]}
 //

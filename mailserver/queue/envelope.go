@@ -21,6 +21,8 @@ type envelope struct {
 	From    string    `json:"from"`
 	Arrival time.Time `json:"arrival"`
 	Rcpts   []string  `json:"rcpts"`
+	// DKIM is the DKIM-Signature field made at enqueue (Options.Signer), CRLF-terminated.
+	DKIM string `json:"dkim,omitempty"`
 }
 
 const (
@@ -47,7 +49,7 @@ func (e *envelope) encode() ([]byte, error) {
 
 // record is the initial record of the message the envelope heads, size bytes long.
 func (e *envelope) record(size int64) *Record {
-	rec := &Record{Version: recordVersion, ID: e.ID, From: e.From, Arrival: e.Arrival, Size: size, NextAttempt: e.Arrival}
+	rec := &Record{Version: recordVersion, ID: e.ID, From: e.From, Arrival: e.Arrival, Size: size, NextAttempt: e.Arrival, DKIM: e.DKIM}
 	for _, r := range e.Rcpts {
 		rec.Rcpts = append(rec.Rcpts, Rcpt{Addr: r, State: Pending})
 	}

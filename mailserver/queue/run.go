@@ -127,7 +127,7 @@ func (q *Queue) process(ctx context.Context, rec *Record) (keep bool) {
 	}
 	if len(pending) > 0 {
 		msg := &delivery.Message{
-			ID: rec.ID, From: rec.From, Rcpts: pending, Size: rec.Size,
+			ID: rec.ID, From: rec.From, Rcpts: pending, Size: rec.Size, Signature: []byte(rec.DKIM),
 			Open: func() (io.ReadCloser, error) { return q.spool.openMessage(rec.ID) },
 		}
 		results := q.opts.Transport.Deliver(ctx, msg)

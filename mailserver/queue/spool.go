@@ -49,6 +49,7 @@ type Record struct {
 	LastAttempt   time.Time `json:"lastAttempt,omitzero"`
 	DelayNotified bool      `json:"delayNotified,omitempty"`
 	Rcpts         []Rcpt    `json:"rcpts"`
+	DKIM          string    `json:"dkim,omitempty"` // the envelope's DKIM-Signature field
 }
 
 const recordVersion = 1

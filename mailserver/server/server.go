@@ -123,12 +123,15 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	dkimKeys := msgauth.NewKeys(keysDir, msgauth.KeysOptions{Selector: opts.DKIMSelector, Type: msgauth.KeyType(opts.DKIMKeyType)})
 	ensureDKIMKeys(dkimKeys, cfg, log)
+	// Mail is DKIM-signed once, as it is queued; the client signs only what came into the queue
+	// unsigned (larger than queue.SignInMemory, or queued by an older version).
+	signer := &msgauth.Signer{Keys: dkimKeys, Live: live}
 	outbound := delivery.Options{Hostname: opts.Hostname, Live: live, Local: st, Routing: routing(cfg),
-		MXPort: opts.OutboundMXPort, Resolver: resolver, DKIM: &msgauth.Signer{Keys: dkimKeys, Live: live}, Logger: log}
+		MXPort: opts.OutboundMXPort, Resolver: resolver, DKIM: signer, Logger: log}
 	client := delivery.New(outbound)
 	defer client.Close()
 	q, err := queue.Open(filepath.Join(opts.DataDir, "queue"), queue.Options{
-		Hostname: opts.Hostname, Retry: retryPolicy(cfg), Transport: client, Live: live, Local: st, Logger: log})
+		Hostname: opts.Hostname, Retry: retryPolicy(cfg), Transport: client, Live: live, Local: st, Signer: signer, Logger: log})
 	if err != nil {
 		return fmt.Errorf("opening the outbound queue: %w", err)
 	}
