@@ -362,30 +362,17 @@ func (c *Client) deliverLocal(ctx context.Context, m *Message, rcpts []string) [
 		}
 	}
 	full := Result{Code: 452, Status: "4.2.2", Text: "Mailbox full"}
-	// Each round either delivers or takes at least one full mailbox out: at most one round
-	// per mailbox.
+	// Each round delivers, or takes the full mailboxes out and tries the others again: at
+	// most one round per mailbox.
 	for len(mailboxes) > 0 {
-		res := Result{Code: 250, Status: "2.0.0", Text: "Delivered to the local mailbox"}
-		var over *store.QuotaError
-		if c.opts.Local == nil {
-			res = Result{Status: "4.3.0", Text: "Local delivery is not configured"}
-		} else if r, err := m.Open(); err != nil {
-			res = Result{Status: "4.3.0", Text: "Reading the queued message failed: " + err.Error()}
-		} else {
-			_, err := c.opts.Local.DeliverWithQuota(ctx, mailboxes, func(mb string) int64 { return quotas[mb] }, nil, r)
-			r.Close()
-			if n := len(mailboxes); errors.As(err, &over) {
-				mailboxes = slices.DeleteFunc(mailboxes, func(mb string) bool { return slices.Contains(over.Mailboxes, mb) })
-				for _, mb := range over.Mailboxes {
-					set(mb, full)
-				}
-				if len(mailboxes) < n {
-					continue
-				}
+		res, over := c.storeLocal(ctx, m, mailboxes, func(mb string) int64 { return quotas[mb] })
+		rest := slices.DeleteFunc(slices.Clone(mailboxes), func(mb string) bool { return slices.Contains(over, mb) })
+		if len(rest) < len(mailboxes) {
+			for _, mb := range over {
+				set(mb, full)
 			}
-			if err != nil {
-				res = Result{Status: "4.3.0", Text: "Writing into the local mailbox failed: " + err.Error()}
-			}
+			mailboxes = rest
+			continue
 		}
 		for _, mb := range mailboxes {
 			set(mb, res)
@@ -395,16 +382,26 @@ func (c *Client) deliverLocal(ctx context.Context, m *Message, rcpts []string) [
 	return results
 }
 
-func dedupe(s []string) []string {
-	seen := map[string]bool{}
-	out := s[:0:0]
-	for _, v := range s {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
+// storeLocal makes one all-or-nothing delivery into the mailboxes and returns its result, and
+// the mailboxes the message would take past their quotas when that is why it failed.
+func (c *Client) storeLocal(ctx context.Context, m *Message, mailboxes []string, quota store.QuotaFunc) (Result, []string) {
+	if c.opts.Local == nil {
+		return Result{Status: "4.3.0", Text: "Local delivery is not configured"}, nil
 	}
-	return out
+	r, err := m.Open()
+	if err != nil {
+		return Result{Status: "4.3.0", Text: "Reading the queued message failed: " + err.Error()}, nil
+	}
+	defer r.Close()
+	if _, err := c.opts.Local.DeliverWithQuota(ctx, mailboxes, quota, nil, r); err != nil {
+		var over *store.QuotaError
+		var full []string
+		if errors.As(err, &over) {
+			full = over.Mailboxes
+		}
+		return Result{Status: "4.3.0", Text: "Writing into the local mailbox failed: " + err.Error()}, full
+	}
+	return Result{Code: 250, Status: "2.0.0", Text: "Delivered to the local mailbox"}, nil
 }
 
 // fill gives every recipient the same result.

@@ -40,48 +40,23 @@ func (m *Message) ready() *Message {
 	return m.lazy.msg
 }
 
-// inMemory is the largest message signed from memory: read once, signed, and sent from the same
-// bytes by every transaction of the attempt. Larger ones are read from the queue twice. The
-// queue's workers bound how many are held at once.
-const inMemory = 256 << 10
-
-// signed returns m with a DKIM signature in front. A message that cannot be signed goes out
-// unsigned, with an error in the log.
+// signed returns m with a DKIM signature in front, signed as it is read from the queue (the
+// queue signs the messages it can hold in memory as they arrive; this is for the larger ones).
+// The Signer stops after the header of a message that is not ours to sign. A message that
+// cannot be signed goes out unsigned, with an error in the log.
 func (c *Client) signed(ctx context.Context, m *Message) *Message {
 	r, err := m.Open()
 	if err != nil {
 		// Every transaction would fail to read it too, and say so in its result.
 		return m
 	}
-	open := m.Open
-	var src io.Reader = r
-	if m.Size > 0 && m.Size <= inMemory {
-		// One read of the size the queue gave, and one more to see the end (ReadAll would read
-		// in growing pieces, a system call each).
-		data := make([]byte, m.Size+1)
-		n, err := io.ReadFull(r, data)
-		data = data[:n]
-		if err == io.ErrUnexpectedEOF && int64(n) == m.Size {
-			open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
-			src = bytes.NewReader(data)
-		} else {
-			// Not what the queue said it was: sign it as it reads.
-			r.Close()
-			if r, err = m.Open(); err != nil {
-				return m
-			}
-			src = r
-		}
-	}
-	sig, err := c.opts.DKIM.Sign(ctx, src)
+	sig, err := c.opts.DKIM.Sign(ctx, r)
 	r.Close()
-	sm := *m
-	sm.Open = open
 	if err != nil {
 		c.log.Error("Failed signing message with DKIM; sending it unsigned", "id", m.ID, "from", m.From, "err", err)
-		return &sm
+		return m
 	}
-	return sm.withSignature(sig)
+	return m.withSignature(sig)
 }
 
 // withSignature returns m with the DKIM-Signature field sig in front (m itself for none).
