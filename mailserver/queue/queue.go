@@ -147,8 +147,10 @@ func (q *Queue) Enqueue(ctx context.Context, from string, rcpts []string, prefix
 	now := time.Now()
 	env := &envelope{ID: newID(now), From: from, Arrival: now.UTC(), Rcpts: rcpts}
 	if q.opts.Signer != nil {
+		buf := signBuffers.Get().(*[]byte)
+		defer signBuffers.Put(buf)
 		var err error
-		if body, err = q.sign(ctx, env, prefix, body); err != nil {
+		if body, err = q.sign(ctx, env, prefix, body, *buf); err != nil {
 			return "", fmt.Errorf("queue: enqueue: %w", err)
 		}
 	}
@@ -292,15 +294,18 @@ func (s *schedule) Pop() any {
 	return e
 }
 
-// sign reads a message of up to SignInMemory bytes into memory and DKIM-signs it into
-// env.DKIM; it returns the body to write, whole whatever happened. A reading error is the
-// SMTP client's (the enqueue fails as writing would); a signing error sends the message
-// unsigned at enqueue, to be signed on its way out instead.
-func (q *Queue) sign(ctx context.Context, env *envelope, prefix []byte, body io.Reader) (io.Reader, error) {
-	buf := make([]byte, SignInMemory+1-len(prefix))
-	if len(buf) <= 1 {
+// signBuffers hold the messages Enqueue signs: SignInMemory+1 bytes each, to see the end.
+var signBuffers = sync.Pool{New: func() any { b := make([]byte, SignInMemory+1); return &b }}
+
+// sign reads a message of up to SignInMemory bytes into buf and DKIM-signs it into env.DKIM;
+// it returns the body to write, whole whatever happened, valid while buf is. A reading error is
+// the SMTP client's (the enqueue fails as writing would); a signing error queues the message
+// unsigned, to be signed on its way out instead.
+func (q *Queue) sign(ctx context.Context, env *envelope, prefix []byte, body io.Reader, buf []byte) (io.Reader, error) {
+	if len(prefix) >= SignInMemory {
 		return body, nil
 	}
+	buf = buf[:SignInMemory+1-len(prefix)]
 	n, err := io.ReadFull(body, buf)
 	switch {
 	case err == nil: // larger: signed at its first transaction
