@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,40 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubemail/kubemail/mailserver/admin"
-	"github.com/kubemail/kubemail/mailserver/delivery"
-	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
+	"github.com/kubemail/kubemail/mailserver/admin/admintest"
 	"github.com/kubemail/kubemail/mailserver/queue"
 )
-
-// startQueue runs a real queue in a temp data dir, with the admin endpoint the server would
-// serve; mail for b.test goes to an MX that refuses connections.
-func startQueue(t *testing.T) (dataDir string, q *queue.Queue) {
-	t.Helper()
-	dataDir = t.TempDir()
-	dns := deliverytest.StartDNS(t)
-	dns.SetMX("b.test", &net.MX{Host: "mx.b.test", Pref: 10})
-	dns.SetA("mx.b.test", "127.0.0.1")
-	cl := delivery.New(delivery.Options{Hostname: "mx.a.test", Resolver: dns.Resolver(), MXPort: deliverytest.FreePort(t, "127.0.0.1"),
-		Timeouts: delivery.Timeouts{Connect: 2 * time.Second}})
-	t.Cleanup(cl.Close)
-	q, err := queue.Open(filepath.Join(dataDir, "queue"), queue.Options{Hostname: "mx.a.test", Transport: cl,
-		Retry: queue.RetryPolicy{InitialInterval: time.Hour, Lifetime: 24 * time.Hour}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); q.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	srv, err := admin.Listen(dataDir, q, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close() })
-	return dataDir, q
-}
 
 // kubemailQueue runs `kubemail queue args...` and returns its exit status and output.
 func kubemailQueue(args ...string) (int, string, string) {
@@ -75,7 +42,7 @@ func waitFirstAttempts(t *testing.T, q *queue.Queue, n int) {
 }
 
 func TestQueueCommand(t *testing.T) {
-	dataDir, q := startQueue(t)
+	dataDir, q := admintest.StartQueue(t)
 	id, err := q.Enqueue(context.Background(), "alice@a.test", []string{"bob@b.test", "carol@b.test"}, nil,
 		strings.NewReader("Subject: stuck\r\n\r\nHello.\r\n"))
 	if err != nil {
@@ -145,7 +112,7 @@ func TestQueueCommand(t *testing.T) {
 }
 
 func TestQueueCommandJSON(t *testing.T) {
-	dataDir, q := startQueue(t)
+	dataDir, q := admintest.StartQueue(t)
 	id, err := q.Enqueue(context.Background(), "", []string{"bob@b.test"}, nil, strings.NewReader("Subject: notice\r\n\r\n.\r\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package admin_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,43 +11,9 @@ import (
 	"time"
 
 	"github.com/kubemail/kubemail/mailserver/admin"
-	"github.com/kubemail/kubemail/mailserver/delivery"
-	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
+	"github.com/kubemail/kubemail/mailserver/admin/admintest"
 	"github.com/kubemail/kubemail/mailserver/queue"
 )
-
-// setup runs a real queue in a temp data dir whose mail for b.test goes to an MX that refuses
-// connections, and its admin endpoint on <data>/admin.sock.
-func setup(t *testing.T) (dataDir string, q *queue.Queue) {
-	t.Helper()
-	dataDir = t.TempDir()
-	dns := deliverytest.StartDNS(t)
-	dns.SetMX("b.test", &net.MX{Host: "mx.b.test", Pref: 10})
-	dns.SetA("mx.b.test", "127.0.0.1")
-	cl := delivery.New(delivery.Options{Hostname: "mx.a.test", Resolver: dns.Resolver(), MXPort: deliverytest.FreePort(t, "127.0.0.1"),
-		Timeouts: delivery.Timeouts{Connect: 2 * time.Second}})
-	t.Cleanup(cl.Close)
-	q, err := queue.Open(filepath.Join(dataDir, "queue"), queue.Options{Hostname: "mx.a.test", Transport: cl,
-		Retry: queue.RetryPolicy{InitialInterval: time.Hour, Lifetime: 24 * time.Hour}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); q.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	srv, err := admin.Listen(dataDir, q, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-served
-	})
-	return dataDir, q
-}
 
 func enqueue(t *testing.T, q *queue.Queue, subject string, rcpts ...string) string {
 	t.Helper()
@@ -82,7 +47,7 @@ func waitAttempts(t *testing.T, c *admin.Client, id string, n int) admin.Message
 }
 
 func TestListRetryDelete(t *testing.T) {
-	dataDir, q := setup(t)
+	dataDir, q := admintest.StartQueue(t)
 	ctx := context.Background()
 	c := admin.NewClient(dataDir)
 	id := enqueue(t, q, "stuck", "bob@b.test", "carol@b.test")
@@ -137,7 +102,7 @@ func TestListRetryDelete(t *testing.T) {
 }
 
 func TestRetryAll(t *testing.T) {
-	dataDir, q := setup(t)
+	dataDir, q := admintest.StartQueue(t)
 	c := admin.NewClient(dataDir)
 	ids := []string{enqueue(t, q, "one", "bob@b.test"), enqueue(t, q, "two", "bob@b.test")}
 	for _, id := range ids {
@@ -153,7 +118,7 @@ func TestRetryAll(t *testing.T) {
 }
 
 func TestSocketIsPrivateAndSingle(t *testing.T) {
-	dataDir, q := setup(t)
+	dataDir, q := admintest.StartQueue(t)
 	fi, err := os.Lstat(admin.SocketPath(dataDir))
 	if err != nil {
 		t.Fatal(err)
