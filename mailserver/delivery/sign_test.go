@@ -1,100 +1,68 @@
 package delivery_test
 
 import (
-	"context"
 	"io"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-msgauth/dkim"
-
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
-	"github.com/kubemail/kubemail/mailserver/msgauth"
+	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
 )
 
-// countingSigner is the real msgauth.Signer, counting the messages it signed.
-type countingSigner struct {
-	*msgauth.Signer
-	n atomic.Int32
-}
-
-func (s *countingSigner) Sign(ctx context.Context, r io.Reader) ([]byte, error) {
-	sig, err := s.Signer.Sign(ctx, r)
-	if len(sig) > 0 {
-		s.n.Add(1)
-	}
-	return sig, err
-}
-
-func newSigner(t *testing.T) (*countingSigner, *msgauth.Keys) {
-	keys := msgauth.NewKeys(t.TempDir(), msgauth.KeysOptions{Type: msgauth.Ed25519})
-	live := config.NewLive(config.NewDirectory(&config.Config{Domains: []config.Domain{{Name: "a.test"}}}))
-	return &countingSigner{Signer: &msgauth.Signer{Keys: keys, Live: live}}, keys
+// newSigner signs for a.test.
+func newSigner(t *testing.T) *deliverytest.Signer {
+	return deliverytest.NewSigner(t, config.NewLive(config.NewDirectory(&config.Config{Domains: []config.Domain{{Name: "a.test"}}})))
 }
 
 // An attempt that reaches no server signs nothing; the next one, with the server back, signs the
 // message once, and what arrives verifies.
 func TestSignedOnlyWhenAServerAnswers(t *testing.T) {
 	e := newEnv(t)
-	signer, keys := newSigner(t)
+	signer := newSigner(t)
 	c := e.client(t, func(o *delivery.Options) { o.DKIM = signer })
 
 	e.b.Stop()
 	res := deliver(t, c, testMessage("s1", "alice@a.test", "bob@b.test"))
 	wantStatus(t, res[0], "4.4.1")
-	if n := signer.n.Load(); n != 0 {
+	if n := signer.Count(); n != 0 {
 		t.Errorf("an attempt that reached no server signed %d times, want 0", n)
 	}
 
 	e.b.Start()
 	res = deliver(t, c, testMessage("s1", "alice@a.test", "bob@b.test"))
 	wantStatus(t, res[0], "2.0.0")
-	if n := signer.n.Load(); n != 1 {
+	if n := signer.Count(); n != 1 {
 		t.Errorf("signed %d times, want 1", n)
 	}
 	msgs := e.b.WaitInbox("bob@b.test", 1, 5*time.Second)
 	if len(msgs) != 1 {
 		t.Fatalf("bob has %d messages", len(msgs))
 	}
-	name, value, err := keys.DNSRecord("a.test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// B put its own trace fields on top; the signature covers the fields below them.
-	verifs, err := dkim.VerifyWithOptions(strings.NewReader(msgs[0]), &dkim.VerifyOptions{
-		LookupTXT: func(n string) ([]string, error) {
-			if strings.TrimSuffix(n, ".")+"." == name {
-				return []string{value}, nil
-			}
-			return nil, &net.DNSError{Err: "no such host", Name: n, IsNotFound: true}
-		}})
-	if err != nil || len(verifs) != 1 || verifs[0].Err != nil || verifs[0].Domain != "a.test" {
-		t.Fatalf("DKIM verification at B: %+v, %v\n%s", verifs, err, msgs[0])
-	}
+	signer.Verify(t, "a.test", msgs[0])
 }
 
 // Recipients of two remote domains in one attempt share one signature.
 func TestOneSignaturePerAttempt(t *testing.T) {
 	e := newEnv(t)
 	e.dns.SetMX("c.test", &net.MX{Host: "mx.b.test", Pref: 10}) // served by B, which refuses c.test
-	signer, _ := newSigner(t)
+	signer := newSigner(t)
 	c := e.client(t, func(o *delivery.Options) { o.DKIM = signer })
 	res := deliver(t, c, testMessage("s2", "alice@a.test", "bob@b.test", "carol@c.test"))
 	wantStatus(t, res[0], "2.0.0")
 	if !res[1].Permanent() {
 		t.Errorf("carol@c.test: %s, want B's refusal", res[1])
 	}
-	if n := signer.n.Load(); n != 1 {
+	if n := signer.Count(); n != 1 {
 		t.Errorf("signed %d times for two destinations, want 1", n)
 	}
 	// Not from one of our domains: not signed, but delivered.
 	res = deliver(t, c, testMessage("s3", "app@elsewhere.test", "bob@b.test"))
 	wantStatus(t, res[0], "2.0.0")
-	if n := signer.n.Load(); n != 1 {
+	if n := signer.Count(); n != 1 {
 		t.Errorf("a message from another domain was signed (%d signatures in all, want 1)", n)
 	}
 }
@@ -103,7 +71,7 @@ func TestOneSignaturePerAttempt(t *testing.T) {
 // again for sending; it arrives whole and its signature verifies.
 func TestLargeMessageSignedFromTheQueue(t *testing.T) {
 	e := newEnv(t)
-	signer, keys := newSigner(t)
+	signer := newSigner(t)
 	c := e.client(t, func(o *delivery.Options) { o.DKIM = signer })
 	line := strings.Repeat("y", 998) + "\r\n"
 	body := "From: <alice@a.test>\r\nTo: <bob@b.test>\r\nSubject: big\r\n\r\n" + strings.Repeat(line, 300) // ~300 KiB
@@ -118,15 +86,5 @@ func TestLargeMessageSignedFromTheQueue(t *testing.T) {
 	if len(msgs) != 1 || !strings.HasSuffix(msgs[0], strings.Repeat(line, 300)) {
 		t.Fatalf("bob has %d messages, or the body did not arrive whole", len(msgs))
 	}
-	name, value, _ := keys.DNSRecord("a.test")
-	verifs, err := dkim.VerifyWithOptions(strings.NewReader(msgs[0]), &dkim.VerifyOptions{
-		LookupTXT: func(n string) ([]string, error) {
-			if strings.TrimSuffix(n, ".")+"." == name {
-				return []string{value}, nil
-			}
-			return nil, &net.DNSError{Err: "no such host", Name: n, IsNotFound: true}
-		}})
-	if err != nil || len(verifs) != 1 || verifs[0].Err != nil {
-		t.Fatalf("DKIM verification at B: %+v, %v", verifs, err)
-	}
+	signer.Verify(t, "a.test", msgs[0])
 }

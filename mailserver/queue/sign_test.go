@@ -2,33 +2,14 @@ package queue_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-msgauth/dkim"
-
 	"github.com/kubemail/kubemail/mailserver/delivery"
-	"github.com/kubemail/kubemail/mailserver/msgauth"
+	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
 	"github.com/kubemail/kubemail/mailserver/queue"
 )
-
-// countingSigner is the real msgauth.Signer, counting the signatures it made.
-type countingSigner struct {
-	*msgauth.Signer
-	n atomic.Int32
-}
-
-func (s *countingSigner) Sign(ctx context.Context, r io.Reader) ([]byte, error) {
-	sig, err := s.Signer.Sign(ctx, r)
-	if len(sig) > 0 {
-		s.n.Add(1)
-	}
-	return sig, err
-}
 
 // signingQueue opens A's queue as the server does: one signer for the queue (at enqueue) and the
 // delivery client (for what came in unsigned).
@@ -49,25 +30,12 @@ func (w *world) signingQueue(signer delivery.Signer) *queue.Queue {
 }
 
 // verifyOnce checks that msg carries exactly one DKIM-Signature, by a.test, and that it verifies.
-func verifyOnce(t *testing.T, keys *msgauth.Keys, msg string) {
+func verifyOnce(t *testing.T, signer *deliverytest.Signer, msg string) {
 	t.Helper()
 	if n := strings.Count(msg, "DKIM-Signature:"); n != 1 {
 		t.Errorf("%d DKIM-Signature fields, want 1:\n%s", n, msg)
 	}
-	name, value, err := keys.DNSRecord("a.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifs, err := dkim.VerifyWithOptions(strings.NewReader(msg), &dkim.VerifyOptions{
-		LookupTXT: func(n string) ([]string, error) {
-			if strings.TrimSuffix(n, ".")+"." == name {
-				return []string{value}, nil
-			}
-			return nil, &net.DNSError{Err: "no such host", Name: n, IsNotFound: true}
-		}})
-	if err != nil || len(verifs) != 1 || verifs[0].Err != nil || verifs[0].Domain != "a.test" {
-		t.Fatalf("DKIM verification at B: %+v, %v\n%s", verifs, err, msg)
-	}
+	signer.Verify(t, "a.test", msg)
 }
 
 // A message is signed once, as it is queued: retries, a restart of the queue in between and
@@ -75,13 +43,12 @@ func verifyOnce(t *testing.T, keys *msgauth.Keys, msg string) {
 // verifies; the copy for our own mailbox goes in unsigned.
 func TestSignedOnceAtEnqueue(t *testing.T) {
 	w := newWorld(t)
-	keys := msgauth.NewKeys(t.TempDir(), msgauth.KeysOptions{Type: msgauth.Ed25519})
-	signer := &countingSigner{Signer: &msgauth.Signer{Keys: keys, Live: w.a.Live}}
+	signer := deliverytest.NewSigner(t, w.a.Live)
 
 	w.b.Stop()
 	q := w.signingQueue(signer)
 	id := w.enqueue(q, "alice@a.test", "signed-once", "bob@b.test", "alice@a.test")
-	if n := signer.n.Load(); n != 1 {
+	if n := signer.Count(); n != 1 {
 		t.Fatalf("signed %d times at enqueue, want 1", n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -106,8 +73,8 @@ func TestSignedOnceAtEnqueue(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("bob has %d messages, want 1", len(msgs))
 	}
-	verifyOnce(t, keys, msgs[0])
-	if n := signer.n.Load(); n != 1 {
+	verifyOnce(t, signer, msgs[0])
+	if n := signer.Count(); n != 1 {
 		t.Errorf("signed %d times in all, want 1 (at enqueue)", n)
 	}
 	local := w.a.WaitInbox("alice@a.test", 1, 5*time.Second)
@@ -120,15 +87,14 @@ func TestSignedOnceAtEnqueue(t *testing.T) {
 // once.
 func TestLargeMessageSignedAtSend(t *testing.T) {
 	w := newWorld(t)
-	keys := msgauth.NewKeys(t.TempDir(), msgauth.KeysOptions{Type: msgauth.Ed25519})
-	signer := &countingSigner{Signer: &msgauth.Signer{Keys: keys, Live: w.a.Live}}
+	signer := deliverytest.NewSigner(t, w.a.Live)
 	q := w.signingQueue(signer)
 	prefix, body := testMessage("alice@a.test", "large", "bob@b.test")
 	body += strings.Repeat("A line of the large message, long enough to pass the in-memory limit.\r\n", queue.SignInMemory/64)
 	if _, err := q.Enqueue(context.Background(), "alice@a.test", []string{"bob@b.test"}, []byte(prefix), strings.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
-	if n := signer.n.Load(); n != 0 {
+	if n := signer.Count(); n != 0 {
 		t.Fatalf("a message over SignInMemory was signed %d times at enqueue, want 0", n)
 	}
 	w.run(q)
@@ -137,7 +103,7 @@ func TestLargeMessageSignedAtSend(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("bob has %d messages, want 1", len(msgs))
 	}
-	verifyOnce(t, keys, msgs[0])
+	verifyOnce(t, signer, msgs[0])
 	if !strings.Contains(msgs[0], "A line of the large message") || len(msgs[0]) < queue.SignInMemory {
 		t.Errorf("the large message arrived short: %d bytes", len(msgs[0]))
 	}
