@@ -33,8 +33,10 @@
 // Content-Type, Content-Transfer-Encoding, In-Reply-To and References (RFC 6376 5.4.1), each
 // instance present, and From once more ("oversigned", RFC 6376 8.15) so that a second From:
 // added later breaks the signature. The envelope sender plays no part: DMARC aligns with From:.
-// Sign streams the message once and returns the DKIM-Signature field to prepend; where it is
-// called is the delivery package's choice (at send time, see there).
+// Sign streams the message once and returns the DKIM-Signature field to prepend (nil, after
+// reading only the header, for mail not from one of our domains). It is called as mail is
+// queued, and at send time for messages too large to sign in memory (see the delivery
+// package's doc).
 //
 // # Verifying (Verifier)
 //
