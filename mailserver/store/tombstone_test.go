@@ -108,6 +108,10 @@ func testTombstone(t *testing.T) {
 	if u := usageOf(t, s, goner); u != (Usage{400, 1}) {
 		t.Errorf("usage of the new mailbox %+v, want {400 1}", u)
 	}
+	// The open INBOX picks the message up in the background (a scan, then an index write under
+	// the folder's lock): wait for it, so nothing writes into the Maildir while the test's temp
+	// dir is being removed.
+	waitFor(t, func() bool { return len(messages(t, inbox)) == 1 })
 }
 
 // A delivery that resolved its recipient before the removal but whose data comes after (an SMTP
