@@ -50,7 +50,10 @@
 // A missing, unparsable or truncated index is rebuilt from the directory with a new UIDVALIDITY
 // (logged; <data>/mail/uidvalidity keeps the last one handed out, so a new one is always larger): clients then resynchronise, as RFC 9051 2.3.1.1 requires when UIDs cannot be kept.
 // Files the index names but that are gone were expunged by another process; files it does not
-// name are new and get the next UIDs. New mail in new/ is moved to cur/ when it gets its UID.
+// name are new and get the next UIDs, in the order they were delivered: by mtime, then (mail of
+// one clock tick) by base name, runs of digits compared as numbers, since neither the
+// microseconds nor the counter in a name are padded. New mail in new/ is moved to cur/ when it
+// gets its UID.
 //
 // # Quota
 //

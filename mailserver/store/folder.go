@@ -203,7 +203,7 @@ func (f *Folder) scanLocked(full bool, dirty *bool) error {
 			if !added[i].Date.Equal(added[j].Date) {
 				return added[i].Date.Before(added[j].Date)
 			}
-			return added[i].base < added[j].base
+			return compareBases(added[i].base, added[j].base) < 0
 		})
 		for i := range added {
 			added[i].UID = f.uidNext

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"os"
 	"sort"
 	"strconv"
@@ -95,6 +96,49 @@ func normFlags(flags string) string {
 		out = append(out, c)
 	}
 	return string(out)
+}
+
+// compareBases orders Maildir base names by when they were made, for UIDs in delivery order:
+// runs of digits compare as numbers, the rest byte by byte. Base names are not fixed-width (ours
+// are "<seconds>.M<usec>P<pid>Q<counter>.<host>" with neither usec nor counter padded, as in
+// Dovecot's), so plain string order puts M100000 (0.1 s into a second) before M99999, and Q10
+// before Q9. Names equal so (only in leading zeros) compare as strings.
+func compareBases(a, b string) int {
+	if c := compareNatural(a, b); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
+}
+
+func compareNatural(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitRun(a), digitRun(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if c := cmp.Compare(len(na), len(nb)); c != 0 {
+				return c
+			}
+			if c := strings.Compare(na, nb); c != 0 {
+				return c
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// digitRun is the length of the run of ASCII digits s starts with.
+func digitRun(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // curName is the name of a message file in cur/.
