@@ -200,12 +200,11 @@ func TestDeliveryNotifiesObserver(t *testing.T) {
 	a, _ := s.Account("alice@example.test")
 	inbox, _ := a.Folder("INBOX")
 	rec := observe(inbox)
-	start := time.Now()
 	deliver(t, s, "alice@example.test", "Subject: hi\r\n\r\n")
+	// Nothing here refreshes the folder (an IMAP session would, on its next command): only the
+	// delivery's own notice can tell the observer. How fast is for the IMAP IDLE test and the
+	// benchmarks; a time bound here would only fail on a loaded machine.
 	waitFor(t, func() bool { n, _ := rec.snapshot(); return n == 1 })
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("observer learnt of new mail after %v", d)
-	}
 }
 
 func TestChangesByOtherProcesses(t *testing.T) {
