@@ -30,6 +30,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/store"
+	"github.com/kubemail/kubemail/mailserver/store/storetest"
 )
 
 const testHostname = "mx.example.test"
@@ -94,6 +95,7 @@ func startServer(t testing.TB, submission, implicitTLS bool, opts ...serverOptio
 	if err != nil {
 		t.Fatal(err)
 	}
+	storetest.Settle(t, st, dataDir) // runs after the server's cleanup below
 	live := config.NewLive(config.NewDirectory(testConfig(t)))
 	authn := auth.NewAuthenticator(live)
 	authn.FailureDelay, authn.MaxFailureDelay = time.Millisecond, time.Millisecond
@@ -182,8 +184,8 @@ func (s *testServer) caFile() string {
 	return path
 }
 
-// maildir lists the messages in a mailbox's new/ directory, sorted, and fails the test if its
-// tmp/ holds anything (a delivery left half done).
+// maildir lists the messages in a mailbox's INBOX, sorted, and fails the test if its tmp/ holds
+// anything (a delivery left half done).
 func (s *testServer) maildir(addr string) []string {
 	s.t.Helper()
 	local, domain, _ := strings.Cut(addr, "@")
@@ -193,22 +195,14 @@ func (s *testServer) maildir(addr string) []string {
 	return s.delivered(addr)
 }
 
-// delivered lists the messages in a mailbox's new/ directory, sorted.
+// delivered lists the messages in a mailbox's INBOX (new/ and cur/: an INBOX open in the store
+// moves new mail to cur/ in the background), sorted.
 func (s *testServer) delivered(addr string) []string {
 	s.t.Helper()
 	local, domain, _ := strings.Cut(addr, "@")
-	dir := filepath.Join(s.dataDir, "mail", domain, local)
-	entries, err := os.ReadDir(filepath.Join(dir, "new"))
-	if err != nil && !os.IsNotExist(err) {
-		s.t.Fatal(err)
-	}
 	var msgs []string
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, "new", e.Name()))
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		msgs = append(msgs, string(b))
+	for _, m := range storetest.Inbox(s.t, filepath.Join(s.dataDir, "mail", domain, local)) {
+		msgs = append(msgs, m.Data)
 	}
 	sort.Strings(msgs)
 	return msgs
