@@ -10,4 +10,10 @@ const (
 	// ConditionDegraded is True when the object is in effect only in part, or not at all
 	// because of a problem the user has to fix; the reason and message say which.
 	ConditionDegraded = "Degraded"
+	// ConditionDNSPublished (MailDomain only) is True when the records of status.dnsRecords are
+	// published in DNS as receiving mail servers look them up, False when some are missing or
+	// wrong (the message names each and what was found), Unknown when the lookups failed. It
+	// never affects Ready: the server runs whatever DNS says. Absent when the operator's DNS
+	// check is off (--dns-check-interval=0).
+	ConditionDNSPublished = "DNSPublished"
 )
