@@ -19,6 +19,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/store"
+	"github.com/kubemail/kubemail/mailserver/store/storetest"
 	"github.com/kubemail/kubemail/mailserver/tlsutil"
 )
 
@@ -91,6 +92,7 @@ func startEnv(t *testing.T, dataDir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	storetest.Settle(t, st, dataDir) // runs after the server's cleanup below
 	live := testLive(t)
 	authn := auth.NewAuthenticator(live)
 	authn.FailureDelay, authn.MaxFailureDelay = time.Millisecond, time.Millisecond

@@ -293,7 +293,7 @@ func TestTwoSessionsSeeEachOther(t *testing.T) {
 		if m.SeqNum != 2 || !slices.Equal(m.Flags, []imap.Flag{imap.FlagSeen}) {
 			t.Errorf("session A saw FETCH %d FLAGS %v, want 2 (\\Seen)", m.SeqNum, m.Flags)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Error("session A saw no FETCH after session B's STORE")
 	}
 	// A new keyword is announced with FLAGS before a FETCH shows it (RFC 9051 7.3.5).
@@ -304,12 +304,12 @@ func TestTwoSessionsSeeEachOther(t *testing.T) {
 		if !slices.Contains(flags, "$Project") {
 			t.Errorf("FLAGS %v lacks the new keyword", flags)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Error("session A got no FLAGS for a new keyword")
 	}
 	<-fetches
 	e.deliver(alice, msgText("three", "3\r\n"))
-	waitFor(t, 5*time.Second, "EXISTS 3 in session A", func() bool {
+	waitFor(t, 30*time.Second, "EXISTS 3 in session A", func() bool {
 		a.Noop().Wait()
 		return a.Mailbox().NumMessages == 3
 	})
@@ -346,18 +346,18 @@ func TestIdleReportsNewMail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
+	// The delivery's notice reaches the session at once; the rescan IDLE also does comes only
+	// idleRescanInterval after IDLE began. So an EXISTS well before that was pushed, however
+	// loaded the machine (a bound of a second failed on loaded CI machines).
+	pushed := time.After(idleRescanInterval * 8 / 10)
 	e.deliver(alice, msgText("while idle", "x\r\n"))
 	select {
 	case n := <-exists:
 		if n != 1 {
 			t.Errorf("IDLE reported %d EXISTS, want 1", n)
 		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("IDLE reported new mail after %v, want within a second", d)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("IDLE did not report new mail")
+	case <-pushed:
+		t.Fatalf("IDLE did not report new mail within %v", idleRescanInterval*8/10)
 	}
 	if err := idle.Close(); err != nil {
 		t.Fatal(err)
@@ -397,7 +397,7 @@ func TestRestartKeepsUIDsAndFlags(t *testing.T) {
 		t.Errorf("after restart: UIDs %d, %d, flags %v", msgs[0].UID, msgs[1].UID, msgs[1].Flags)
 	}
 	e2.deliver(alice, msgText("d", "d\r\n"))
-	waitFor(t, 5*time.Second, "new mail after restart", func() bool {
+	waitFor(t, 30*time.Second, "new mail after restart", func() bool {
 		c2.Noop().Wait()
 		return c2.Mailbox().NumMessages == 3
 	})
