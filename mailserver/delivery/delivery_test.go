@@ -94,7 +94,7 @@ func TestMXDeliveryPerRecipientResultsOverSTARTTLS(t *testing.T) {
 	if res[1].Code != 550 || !res[1].Permanent() || res[1].RemoteMTA != "mx.b.test" {
 		t.Errorf("unknown user: %+v, want a permanent 550 from mx.b.test", res[1])
 	}
-	msgs := e.b.WaitInbox("bob@b.test", 1, 5*time.Second)
+	msgs := e.b.WaitInbox("bob@b.test", 1, 30*time.Second)
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: m1") || !strings.Contains(msgs[0], "Hello from m1.") {
 		t.Fatalf("bob's inbox: %q", msgs)
 	}
@@ -199,7 +199,7 @@ func TestStaticRouteAndConnectionReuse(t *testing.T) {
 		res := deliver(t, c, testMessage("reuse"+string(rune('a'+i)), "alice@a.test", "bob@b.test"))
 		wantStatus(t, res[0], "2.0.0")
 	}
-	e.b.WaitInbox("bob@b.test", 3, 5*time.Second)
+	e.b.WaitInbox("bob@b.test", 3, 30*time.Second)
 	if accepts, _ := e.b.Stats(); accepts != 1 {
 		t.Errorf("3 messages took %d connections, want 1 reused", accepts)
 	}
@@ -217,7 +217,7 @@ func TestConcurrencyLimitPerHost(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	e.b.WaitInbox("bob@b.test", n, 5*time.Second)
+	e.b.WaitInbox("bob@b.test", n, 30*time.Second)
 	if _, maxOpen := e.b.Stats(); maxOpen > 2 {
 		t.Errorf("%d connections open at once, limit 2", maxOpen)
 	}
@@ -239,7 +239,7 @@ func TestManyRecipientsTakeSeveralTransactions(t *testing.T) {
 		wantStatus(t, r, "2.0.0")
 	}
 	// 150 recipients: a transaction of 100 and one of 50, each one copy in the mailbox.
-	if n := len(c2.WaitInbox("u@c.test", 2, 5*time.Second)); n != 2 {
+	if n := len(c2.WaitInbox("u@c.test", 2, 30*time.Second)); n != 2 {
 		t.Errorf("%d copies, want 2 transactions", n)
 	}
 }
@@ -254,7 +254,7 @@ func TestOpportunisticTLSFallsBackToPlainText(t *testing.T) {
 	e.b.Start()
 	res := deliver(t, e.client(t), testMessage("fallback", "alice@a.test", "bob@b.test"))
 	wantStatus(t, res[0], "2.0.0")
-	msgs := e.b.WaitInbox("bob@b.test", 1, 5*time.Second)
+	msgs := e.b.WaitInbox("bob@b.test", 1, 30*time.Second)
 	if !strings.Contains(msgs[0], "with ESMTP id") {
 		t.Errorf("want the message in plain text (ESMTP) after the failed handshake:\n%s", msgs[0])
 	}
@@ -271,7 +271,7 @@ func TestAClosedIdleConnectionIsReplaced(t *testing.T) {
 	e.b.Stop()
 	e.b.Start()
 	wantStatus(t, deliver(t, c, testMessage("after", "alice@a.test", "bob@b.test"))[0], "2.0.0")
-	if n := len(e.b.WaitInbox("bob@b.test", 2, 5*time.Second)); n != 2 {
+	if n := len(e.b.WaitInbox("bob@b.test", 2, 30*time.Second)); n != 2 {
 		t.Errorf("bob has %d messages, want 2", n)
 	}
 }

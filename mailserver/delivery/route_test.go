@@ -36,7 +36,7 @@ func TestSmarthostWithRequiredSTARTTLSAndAUTH(t *testing.T) {
 	if res[0].RemoteMTA != "relay.test" {
 		t.Errorf("delivered by %q, want relay.test", res[0].RemoteMTA)
 	}
-	msgs := relay.WaitInbox("carol@b.test", 1, 5*time.Second)
+	msgs := relay.WaitInbox("carol@b.test", 1, 30*time.Second)
 	// ESMTPSA: over TLS and authenticated (RFC 3848).
 	if !strings.Contains(msgs[0], "with ESMTPSA") || !strings.Contains(msgs[0], "(Authenticated sender: bob@b.test)") {
 		t.Errorf("the relay's Received: does not show TLS and AUTH:\n%s", msgs[0])
@@ -55,7 +55,7 @@ func TestSmarthostWithImplicitTLS(t *testing.T) {
 	sh := delivery.Smarthost{Host: "relay.test", Port: relay.Port(), TLS: delivery.ImplicitTLS, Username: "bob@b.test", Password: "bob-password"}
 	res := deliver(t, smarthostClient(t, e, sh, relay.ClientTLS), testMessage("via-465", "bob@b.test", "carol@b.test"))
 	wantStatus(t, res[0], "2.0.0")
-	if msgs := relay.WaitInbox("carol@b.test", 1, 5*time.Second); !strings.Contains(msgs[0], "with ESMTPSA") {
+	if msgs := relay.WaitInbox("carol@b.test", 1, 30*time.Second); !strings.Contains(msgs[0], "with ESMTPSA") {
 		t.Errorf("not over TLS with AUTH:\n%s", msgs[0])
 	}
 }
@@ -102,13 +102,13 @@ func TestLocalDomainGoesIntoTheMailbox(t *testing.T) {
 	wantStatus(t, res[2], "5.1.1")
 	wantStatus(t, res[3], "2.0.0")
 	// One copy for alice, however many of her addresses the message names.
-	if n := len(a.WaitInbox("alice@a.test", 1, 5*time.Second)); n != 1 {
+	if n := len(a.WaitInbox("alice@a.test", 1, 30*time.Second)); n != 1 {
 		t.Errorf("alice has %d copies, want 1", n)
 	}
 	if accepts, _ := a.Stats(); accepts != 0 {
 		t.Errorf("local mail went over SMTP (%d connections)", accepts)
 	}
-	if n := len(e.b.WaitInbox("bob@b.test", 1, 5*time.Second)); n != 1 {
+	if n := len(e.b.WaitInbox("bob@b.test", 1, 30*time.Second)); n != 1 {
 		t.Errorf("bob has %d messages", n)
 	}
 }
@@ -141,7 +141,7 @@ func TestLocalMailboxOverQuotaWaits(t *testing.T) {
 	a.Live.Store(config.NewDirectory(cfg))
 	res = deliver(t, c, testMessage("full", "bob@b.test", "carol@a.test"))
 	wantStatus(t, res[0], "2.0.0")
-	if n := len(a.WaitInbox("carol@a.test", 1, 5*time.Second)); n != 1 {
+	if n := len(a.WaitInbox("carol@a.test", 1, 30*time.Second)); n != 1 {
 		t.Errorf("carol has %d messages after the retry, want 1", n)
 	}
 	if n := len(a.Inbox("alice@a.test")); n != 1 {

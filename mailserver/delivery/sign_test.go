@@ -37,7 +37,7 @@ func TestSignedOnlyWhenAServerAnswers(t *testing.T) {
 	if n := signer.Count(); n != 1 {
 		t.Errorf("signed %d times, want 1", n)
 	}
-	msgs := e.b.WaitInbox("bob@b.test", 1, 5*time.Second)
+	msgs := e.b.WaitInbox("bob@b.test", 1, 30*time.Second)
 	if len(msgs) != 1 {
 		t.Fatalf("bob has %d messages", len(msgs))
 	}
@@ -82,7 +82,7 @@ func TestLargeMessageSignedFromTheQueue(t *testing.T) {
 	if opens != 2 {
 		t.Errorf("the queued message was opened %d times, want 2 (signing, then sending)", opens)
 	}
-	msgs := e.b.WaitInbox("bob@b.test", 1, 5*time.Second)
+	msgs := e.b.WaitInbox("bob@b.test", 1, 30*time.Second)
 	if len(msgs) != 1 || !strings.HasSuffix(msgs[0], strings.Repeat(line, 300)) {
 		t.Fatalf("bob has %d messages, or the body did not arrive whole", len(msgs))
 	}

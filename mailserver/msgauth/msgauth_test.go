@@ -240,10 +240,10 @@ func TestOnlyMailSentOverSMTPIsSigned(t *testing.T) {
 			t.Fatalf("%s: %v", r.Rcpt, r)
 		}
 	}
-	if local := w.a.WaitInbox("alice@a.test", 1, 5*time.Second)[0]; local != msg {
+	if local := w.a.WaitInbox("alice@a.test", 1, 30*time.Second)[0]; local != msg {
 		t.Errorf("the local copy is not the message as queued:\n%s", local)
 	}
-	remote := w.b.WaitInbox("bob@b.test", 1, 5*time.Second)[0]
+	remote := w.b.WaitInbox("bob@b.test", 1, 30*time.Second)[0]
 	if !strings.Contains(remote, "\r\nDKIM-Signature: a=rsa-sha256; ") || !strings.Contains(remote, " c=relaxed/relaxed; d=a.test;") ||
 		!strings.HasSuffix(remote, msg) {
 		t.Errorf("the remote copy is not signed, or changed:\n%s", remote)
@@ -289,7 +289,7 @@ func TestDMARCFailureAcceptedUnlessEnforcedReject(t *testing.T) {
 	if err := w.sendRaw(t, "mail.lax.test", "x@lax.test", "bob@b.test", message("ceo@lax.test", "bob@b.test", "lax", "Hi.\r\n")); err != nil {
 		t.Fatalf("p=none failure: %v", err)
 	}
-	got := authResults(t, w.b.WaitInbox("bob@b.test", 1, 5*time.Second)[0])
+	got := authResults(t, w.b.WaitInbox("bob@b.test", 1, 30*time.Second)[0])
 	wantContains(t, got, "spf=fail smtp.mailfrom=x@lax.test", "dkim=none", "dmarc=fail", "p=none", "header.from=lax.test")
 
 	// p=quarantine is recorded only; so is a subdomain's failure under sp=none.
@@ -307,7 +307,7 @@ func TestDMARCFailureAcceptedUnlessEnforcedReject(t *testing.T) {
 	if err := w.sendRaw(t, "mail.evil.test", "m@evil.test", "bob@lenient.test", message("ceo@bank.test", "bob@lenient.test", "r", "Hi.\r\n")); err != nil {
 		t.Fatalf("p=reject failure to a domain that ignores it: %v", err)
 	}
-	got = authResults(t, w.b.WaitInbox("bob@lenient.test", 1, 5*time.Second)[0])
+	got = authResults(t, w.b.WaitInbox("bob@lenient.test", 1, 30*time.Second)[0])
 	wantContains(t, got, "dmarc=fail", "p=reject", "header.from=bank.test")
 }
 
@@ -319,7 +319,7 @@ func TestDNSFailureGivesTemperror(t *testing.T) {
 	if err := w.sendRaw(t, "mail.down.test", "x@down.test", "bob@b.test", message("x@down.test", "bob@b.test", "d1", "Hi.\r\n")); err != nil {
 		t.Fatalf("reply: %v", err)
 	}
-	got := authResults(t, w.b.WaitInbox("bob@b.test", 1, 5*time.Second)[0])
+	got := authResults(t, w.b.WaitInbox("bob@b.test", 1, 30*time.Second)[0])
 	wantContains(t, got, "spf=temperror", "dmarc=temperror", "header.from=down.test")
 
 	// From: a p=reject domain whose DKIM key lookup fails, SPF not aligned: no verdict, accepted.
@@ -353,7 +353,7 @@ func TestForgedOwnResultsRemoved(t *testing.T) {
 	if err := w.sendRaw(t, "mail.lax.test", "x@lax.test", "bob@b.test", msg); err != nil {
 		t.Fatal(err)
 	}
-	stored := w.b.WaitInbox("bob@b.test", 1, 5*time.Second)[0]
+	stored := w.b.WaitInbox("bob@b.test", 1, 30*time.Second)[0]
 	wantContains(t, authResults(t, stored), "mx.b.test;", "spf=pass", "dmarc=none")
 	if n := strings.Count(stored, "Authentication-Results: "); n != 2 {
 		t.Errorf("%d Authentication-Results fields, want ours and relay.lax.test's:\n%s", n, stored)
@@ -371,7 +371,7 @@ func TestTrustedNetworkNotChecked(t *testing.T) {
 	if err := w.sendRaw(t, "app.cluster.local", "app@bank.test", "bob@b.test", message("ceo@bank.test", "bob@b.test", "app", "Hi.\r\n")); err != nil {
 		t.Fatalf("trusted client: %v", err)
 	}
-	stored := w.b.WaitInbox("bob@b.test", 1, 5*time.Second)[0]
+	stored := w.b.WaitInbox("bob@b.test", 1, 30*time.Second)[0]
 	if strings.Contains(stored, "Authentication-Results") || !strings.HasPrefix(stored, "Received: ") {
 		t.Errorf("trusted client's message was checked:\n%s", stored)
 	}

@@ -22,7 +22,7 @@ func TestLargeMessageQueuedWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEmpty(t, q)
-	msgs := w.b.WaitInbox("bob@b.test", 1, 5*time.Second)
+	msgs := w.b.WaitInbox("bob@b.test", 1, 30*time.Second)
 	if len(msgs) != 1 || !strings.HasSuffix(msgs[0], prefix+body) {
 		t.Fatalf("bob has %d messages, or the large one did not arrive whole", len(msgs))
 	}

@@ -62,7 +62,7 @@ func TestMetricsAfterRealDeliveries(t *testing.T) {
 		l := q.List()
 		return len(l) == 1 && l[0].ID == deferred && l[0].Attempts == 1 && !l[0].InFlight && l[0].DelayNotified
 	})
-	if n := len(w.a.WaitInbox("alice@a.test", 2, 5*time.Second)); n != 2 {
+	if n := len(w.a.WaitInbox("alice@a.test", 2, 30*time.Second)); n != 2 {
 		t.Fatalf("alice has %d notices, want a bounce and a delay notice", n)
 	}
 

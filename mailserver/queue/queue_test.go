@@ -76,7 +76,7 @@ func TestPermanentFailureBouncesToTheLocalSender(t *testing.T) {
 	if n := len(w.b.Inbox("bob@b.test")); n != 1 {
 		t.Errorf("bob has %d messages, want 1", n)
 	}
-	notices := w.a.WaitInbox("alice@a.test", 1, 5*time.Second)
+	notices := w.a.WaitInbox("alice@a.test", 1, 30*time.Second)
 	if len(notices) != 1 {
 		t.Fatalf("alice has %d notices, want 1", len(notices))
 	}
@@ -116,7 +116,7 @@ func TestExpiryBouncesAfterADelayNotice(t *testing.T) {
 	w.run(q)
 	start := time.Now()
 	w.enqueue(q, "alice@a.test", "expiring", "bob@b.test")
-	notices := w.a.WaitInbox("alice@a.test", 2, 10*time.Second)
+	notices := w.a.WaitInbox("alice@a.test", 2, 30*time.Second)
 	waitEmpty(t, q)
 	if d := time.Since(start); d < p.Lifetime {
 		t.Errorf("bounced after %v, before the lifetime %v", d, p.Lifetime)
@@ -150,7 +150,7 @@ func TestRemoteSenderGetsTheBounceByMailWithTheNullSender(t *testing.T) {
 	q := w.open(fast)
 	w.run(q)
 	w.enqueue(q, "carol@c.test", "relayed", "nobody@b.test")
-	notices := w.c.WaitInbox("carol@c.test", 1, 10*time.Second)
+	notices := w.c.WaitInbox("carol@c.test", 1, 30*time.Second)
 	waitEmpty(t, q)
 	r := parseDSN(t, notices[0])
 	if r.rcpts[0].Get("Status") != "5.1.1" {
@@ -310,7 +310,7 @@ func TestDNSFailureIsRetriedAndNullMXBouncesAtOnce(t *testing.T) {
 	w.run(q)
 	retried := w.enqueue(q, "alice@a.test", "servfail", "bob@b.test")
 	w.enqueue(q, "alice@a.test", "nullmx", "x@null.test")
-	notices := w.a.WaitInbox("alice@a.test", 1, 5*time.Second)
+	notices := w.a.WaitInbox("alice@a.test", 1, 30*time.Second)
 	r := parseDSN(t, notices[0])
 	if rc := r.rcpts[0]; rc.Get("Final-Recipient") != "rfc822; x@null.test" || rc.Get("Status") != "5.1.10" {
 		t.Errorf("null MX notice: %v", rc)

@@ -69,7 +69,7 @@ func TestSignedOnceAtEnqueue(t *testing.T) {
 	q = w.signingQueue(signer) // recovered from disk: the record carries the signature
 	w.run(q)
 	waitEmpty(t, q)
-	msgs := w.b.WaitInbox("bob@b.test", 1, 5*time.Second)
+	msgs := w.b.WaitInbox("bob@b.test", 1, 30*time.Second)
 	if len(msgs) != 1 {
 		t.Fatalf("bob has %d messages, want 1", len(msgs))
 	}
@@ -77,7 +77,7 @@ func TestSignedOnceAtEnqueue(t *testing.T) {
 	if n := signer.Count(); n != 1 {
 		t.Errorf("signed %d times in all, want 1 (at enqueue)", n)
 	}
-	local := w.a.WaitInbox("alice@a.test", 1, 5*time.Second)
+	local := w.a.WaitInbox("alice@a.test", 1, 30*time.Second)
 	if len(local) != 1 || strings.Contains(local[0], "DKIM-Signature:") {
 		t.Errorf("alice's copy (%d messages) should be there, unsigned:\n%s", len(local), strings.Join(local, "\n---\n"))
 	}
@@ -99,7 +99,7 @@ func TestLargeMessageSignedAtSend(t *testing.T) {
 	}
 	w.run(q)
 	waitEmpty(t, q)
-	msgs := w.b.WaitInbox("bob@b.test", 1, 10*time.Second)
+	msgs := w.b.WaitInbox("bob@b.test", 1, 30*time.Second)
 	if len(msgs) != 1 {
 		t.Fatalf("bob has %d messages, want 1", len(msgs))
 	}

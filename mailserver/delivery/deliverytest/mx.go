@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +19,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/smtp"
 	"github.com/kubemail/kubemail/mailserver/store"
+	"github.com/kubemail/kubemail/mailserver/store/storetest"
 	"github.com/kubemail/kubemail/mailserver/tlsutil"
 )
 
@@ -111,6 +110,7 @@ func startWith(t testing.TB, hostname, ip string, port int, cfg *config.Config, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	storetest.Settle(t, s.Store, s.DataDir) // runs after the server's cleanup below
 	s.Addr = net.JoinHostPort(ip, fmt.Sprint(port))
 	s.Start()
 	t.Cleanup(func() {
@@ -202,23 +202,14 @@ func (s *Server) Stats() (accepts, maxOpen int) {
 // Logs is the server's log so far.
 func (s *Server) Logs() string { return s.logs.String() }
 
-// Inbox returns the messages in the INBOX of address (new/ and cur/), oldest first.
+// Inbox returns the messages in the INBOX of address (new/ and cur/), oldest first; a message
+// the store moves from new/ to cur/ meanwhile (once the INBOX is open) is read once.
 func (s *Server) Inbox(address string) []string {
 	s.t.Helper()
 	local, domain, _ := strings.Cut(address, "@")
-	var files []string
-	for _, sub := range []string{"new", "cur"} {
-		m, _ := filepath.Glob(filepath.Join(s.DataDir, "mail", domain, local, sub, "*"))
-		files = append(files, m...)
-	}
-	sort.Slice(files, func(i, j int) bool { return filepath.Base(files[i]) < filepath.Base(files[j]) })
 	var out []string
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		out = append(out, string(data))
+	for _, m := range storetest.Inbox(s.t, filepath.Join(s.DataDir, "mail", domain, local)) {
+		out = append(out, m.Data)
 	}
 	return out
 }
