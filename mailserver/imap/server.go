@@ -10,6 +10,23 @@
 //     login whose password was checked against a config that still had the mailbox, but whose
 //     mailbox the store has removed since (store.ErrMailboxRemoved), gets NO
 //     [AUTHENTICATIONFAILED] like a bad password, and no Maildir is made.
+//   - Access ends when the administrator takes it away, as `doveadm kick` would: the server
+//     registers each logged-in session in Options.Sessions with its mailbox's address and the
+//     password hash its login was checked against (never the password). Once a new config is in
+//     force, Sessions.Revoke ends every session whose mailbox that config no longer has (a
+//     deleted Mailbox, its mail kept or purged) or whose password hash changed (a rotated
+//     password Secret) with an untagged BYE (RFC 9051 7.1.5) and closes the connection, in IDLE
+//     as in any other state. The BYE never cuts a response in half (it waits for the one being
+//     written, at most 10 s, then the connection is closed without it); a command under way
+//     finishes on the store, its reply is lost. Sessions of other mailboxes, and changes to
+//     aliases or quota, leave sessions alone. Each revocation is logged ("Revoked IMAP
+//     session": mailbox, remote, reason) and counted in
+//     kubemail_sessions_revoked_total{server="imap",reason="removed"|"credentials"}. A login
+//     whose password was checked against the config before is refused (NO
+//     [AUTHENTICATIONFAILED]) if, once registered, the config in force no longer agrees: no
+//     login slips in between a password check and a Revoke. A plain password in a Secret is
+//     hashed once per mailbox and password (auth.NewHasher, and the operator keeps its hashes
+//     too), so a reload that leaves a password alone leaves its hash, and its sessions, alone.
 //   - One namespace, personal, prefix "" and hierarchy delimiter "." (the Maildir++ one).
 //   - Every session on a folder shares one imapserver.MailboxTracker attached to the store's
 //     Folder; the store reports each change (delivery, append, flags, expunge, or a change found
@@ -62,6 +79,9 @@ type Options struct {
 	Auth   Authenticator
 	TLS    *tls.Config // STARTTLS; nil disables it (and so every login on the plain port)
 	Logger *slog.Logger
+	// Sessions, when set, registers every logged-in session, so that Sessions.Revoke can end
+	// those whose access a reload takes away. Nil: sessions last until the client leaves.
+	Sessions *Sessions
 }
 
 // NewServer returns an IMAP server over the store. Serve it on a plain listener (STARTTLS) and on

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -28,6 +29,13 @@ type session struct {
 	st        *imapserver.SessionTracker
 	readOnly  bool
 	searchRes imap.UIDSet
+
+	// imapserver runs Idle on a goroutine of its own and, when the connection ends during IDLE
+	// (a client gone, a revoked session's BYE), calls Close without waiting for it; idleMu,
+	// closed and idling keep the two apart.
+	idleMu sync.Mutex
+	closed bool
+	idling sync.WaitGroup
 }
 
 var (
@@ -42,6 +50,13 @@ const loginTimeout = time.Minute
 const idleRescanInterval = 10 * time.Second
 
 func (s *session) Close() error {
+	if reg := s.srv.opts.Sessions; reg != nil {
+		reg.remove(s)
+	}
+	s.idleMu.Lock()
+	s.closed = true
+	s.idleMu.Unlock()
+	s.idling.Wait() // imapserver closed its stop channel before calling Close: it returns soon
 	if s.st != nil {
 		s.st.Close()
 		s.st = nil
@@ -76,6 +91,12 @@ func (s *session) Login(username, password string) error {
 	if err != nil {
 		metrics.IMAPLogins.WithLabelValues(metrics.ResultError).Inc()
 		return s.internal("opening mailbox", err)
+	}
+	if reason := s.register(mb); reason != "" {
+		// A reload took the access away after the password was checked (see Sessions.Revoke).
+		metrics.IMAPLogins.WithLabelValues(metrics.ResultFailed).Inc()
+		s.srv.log.Info("Rejected IMAP login", "remote", s.remote.String(), "username", username, "reason", "the config changed during the login: "+reason)
+		return imapserver.ErrAuthFailed
 	}
 	s.acct = acct
 	metrics.IMAPLogins.WithLabelValues(metrics.ResultOK).Inc()
@@ -248,7 +269,16 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 
 // Idle writes updates as they happen until stop is closed (RFC 2177).
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if s.folder == nil {
+	s.idleMu.Lock()
+	if s.closed {
+		s.idleMu.Unlock()
+		return nil
+	}
+	s.idling.Add(1)
+	s.idleMu.Unlock()
+	defer s.idling.Done()
+	folder, st := s.folder, s.st
+	if folder == nil {
 		<-stop
 		return nil
 	}
@@ -260,11 +290,11 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		for {
 			select {
 			case <-t.C:
-				s.folder.Refresh()
+				folder.Refresh()
 			case <-done:
 				return
 			}
 		}
 	}()
-	return s.st.Idle(w, stop)
+	return st.Idle(w, stop)
 }

@@ -28,6 +28,12 @@
 //	                                                            server mx, submission or imap;
 //	                                                            command RCPT, DATA (BDAT too),
 //	                                                            APPEND or COPY
+//	kubemail_sessions_revoked_total{server,reason}             logged-in sessions ended because
+//	                                                            a reload took their access away:
+//	                                                            server imap or submission; reason
+//	                                                            removed (the mailbox left the
+//	                                                            config) or credentials (its
+//	                                                            password hash changed)
 //	kubemail_queue_enqueued_total                              messages put in the queue
 //	kubemail_queue_delivery_attempts_total{result}             one per recipient per attempt:
 //	                                                            delivered, deferred (4xx,
@@ -88,6 +94,14 @@ var QuotaRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Mail refused because a mailbox is full (SMTP 452 4.2.2 or 552 5.2.3, IMAP NO [OVERQUOTA]), by server and command.",
 }, []string{"server", "command"})
 
+// SessionsRevoked counts logged-in sessions ended because the config put in force took their
+// access away (IMAP BYE, submission 421 4.7.0), by server (imap, submission) and reason
+// (RevokedRemoved, RevokedCredentials).
+var SessionsRevoked = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Namespace: namespace, Name: "sessions_revoked_total",
+	Help: "Logged-in sessions ended because a reload removed their mailbox or changed its password, by server (imap, submission) and reason (removed, credentials).",
+}, []string{"server", "reason"})
+
 // Outbound queue counters; the queue's gauges come from its own collector (QueueCollector).
 var (
 	QueueEnqueued = prometheus.NewCounter(prometheus.CounterOpts{
@@ -121,10 +135,13 @@ const (
 	ResultDeferred  = "deferred"
 	NoticeBounce    = "bounce"
 	NoticeDelay     = "delay"
+	// Why a session was revoked: its mailbox left the config, or its password hash changed.
+	RevokedRemoved     = "removed"
+	RevokedCredentials = "credentials"
 )
 
 var all = []prometheus.Collector{SMTPMessagesAccepted, SMTPRejections, SMTPAuth, IMAPLogins,
-	QueueEnqueued, DeliveryAttempts, QueueExpired, Notices, DeliveryConnections, QuotaRefusals}
+	QueueEnqueued, DeliveryAttempts, QueueExpired, Notices, DeliveryConnections, QuotaRefusals, SessionsRevoked}
 
 func init() {
 	// Series with known labels exist from the start at 0, so rate() and alerts see them.
@@ -147,6 +164,11 @@ func init() {
 	}
 	for _, cmd := range []string{"APPEND", "COPY"} {
 		QuotaRefusals.WithLabelValues("imap", cmd)
+	}
+	for _, server := range []string{"imap", "submission"} {
+		for _, reason := range []string{RevokedRemoved, RevokedCredentials} {
+			SessionsRevoked.WithLabelValues(server, reason)
+		}
 	}
 	DeliveryConnections.WithLabelValues("true")
 	DeliveryConnections.WithLabelValues("false")
