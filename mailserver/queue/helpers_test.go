@@ -48,22 +48,28 @@ func newWorld(t *testing.T) *world {
 	w.dns.SetA("mx.b.test", "127.0.0.2")
 	w.dns.SetA("mx.c.test", "127.0.0.3")
 	w.dir = w.a.DataDir + "/queue"
-	w.cl = delivery.New(delivery.Options{
-		Hostname: "mx.a.test",
-		Live:     w.a.Live,
-		Local:    w.a.Store,
-		Resolver: w.dns.Resolver(),
-		MXPort:   port,
-		Timeouts: delivery.Timeouts{Connect: 2 * time.Second, Command: 5 * time.Second, DataInit: 5 * time.Second, Block: 5 * time.Second, DataEnd: 5 * time.Second},
-		Logger:   w.logger(),
-	})
-	t.Cleanup(w.cl.Close)
+	w.cl = w.client(5 * time.Second)
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("QUEUE_TEST_LOGS") != "" {
 			t.Logf("A's log:\n%s", w.logs.String())
 		}
 	})
 	return w
+}
+
+// client is A's transport, waiting up to timeout for each reply; it is closed when the test ends.
+func (w *world) client(timeout time.Duration) *delivery.Client {
+	cl := delivery.New(delivery.Options{
+		Hostname: "mx.a.test",
+		Live:     w.a.Live,
+		Local:    w.a.Store,
+		Resolver: w.dns.Resolver(),
+		MXPort:   w.b.Port(),
+		Timeouts: delivery.Timeouts{Connect: 2 * time.Second, Command: timeout, DataInit: timeout, Block: timeout, DataEnd: timeout},
+		Logger:   w.logger(),
+	})
+	w.t.Cleanup(cl.Close)
+	return cl
 }
 
 func (w *world) logger() *slog.Logger {
