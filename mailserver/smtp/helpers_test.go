@@ -221,7 +221,7 @@ func (s *testServer) only(addr string) string {
 // waitLog waits until the server log has a line containing every one of parts.
 func (s *testServer) waitLog(parts ...string) string {
 	s.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		for _, line := range strings.Split(s.logs.String(), "\n") {
 			if containsAll(line, parts...) {
