@@ -24,7 +24,7 @@ func kubemailQueue(args ...string) (int, string, string) {
 
 func waitFirstAttempts(t *testing.T, q *queue.Queue, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		l := q.List()
 		ok := len(l) > 0

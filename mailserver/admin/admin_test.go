@@ -28,7 +28,7 @@ func enqueue(t *testing.T, q *queue.Queue, subject string, rcpts ...string) stri
 // waitAttempts polls the API until message id has had n attempts and none is running.
 func waitAttempts(t *testing.T, c *admin.Client, id string, n int) admin.Message {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		msgs, err := c.List(context.Background())
 		if err != nil {

@@ -184,7 +184,8 @@ func TestGreetingTimeoutIsTemporary(t *testing.T) {
 	start := time.Now()
 	res := deliver(t, c, testMessage("m6", "alice@a.test", "x@slow.test"))
 	wantStatus(t, res[0], "4.4.2")
-	if d := time.Since(start); d > 5*time.Second {
+	// Ignoring the option would wait the default 5 minutes; a loaded machine takes seconds.
+	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("gave up after %v, want about the 300 ms command timeout", d)
 	}
 }

@@ -155,14 +155,14 @@ func (w *world) sendRaw(t *testing.T, helo, envFrom, rcpt, msg string) error {
 // file names do not sort by arrival within a second).
 func waitSubject(t *testing.T, s *deliverytest.Server, address, subject string) string {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		for _, m := range s.Inbox(address) {
 			if strings.Contains(m, "\r\nSubject: "+subject+"\r\n") {
 				return m
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s has no message %q after 5s", address, subject)
+			t.Fatalf("%s has no message %q after 30s", address, subject)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

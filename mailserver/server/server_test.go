@@ -96,14 +96,14 @@ func imapLogin(addr, user, password string) error {
 // eventually polls check until it returns nil or the deadline passes.
 func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := check()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after 10s: %v", what, err)
+			t.Fatalf("%s: still failing after 30s: %v", what, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -117,7 +117,7 @@ func negative(req *dns.Msg, rcode int, authority ...dns.RR) *dns.Msg {
 
 func lookupTXT(t *testing.T, r *net.Resolver, name string) ([]string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return r.LookupTXT(ctx, name)
 }
