@@ -13,13 +13,17 @@
 // # One transaction
 //
 // MAIL takes the live config directory once; every later decision of the transaction uses it,
-// so a reload never splits a transaction. The checks and their replies, in order:
+// so a reload never splits a transaction. The one exception is a submission user's access,
+// checked against the config in force at every MAIL, RCPT and DATA/BDAT (see Submission). The
+// checks and their replies, in order:
 //
 //	MAIL  nested MAIL                                   503 5.5.1  (RFC 5321 4.1.4)
 //	      bad address syntax                            501 5.1.7
 //	      non-ASCII address without SMTPUTF8            553 5.6.7  (RFC 6531 3.5)
 //	      SIZE= over the advertised limit               552 5.3.4  (go-smtp, RFC 1870)
 //	      submission: no AUTH                           530 5.7.0  (RFC 6409 4.1)
+//	      submission: access revoked since AUTH         421 4.7.0, connection closed (also at
+//	                                                               RCPT and DATA/BDAT; see Submission)
 //	      submission: sender not the user's             553 5.7.1  (RFC 6409 8.1)
 //	RCPT  bad address syntax                            501 5.1.3
 //	      non-ASCII address without SMTPUTF8            553 5.6.7
@@ -139,6 +143,19 @@
 // "Outbound delivery is not enabled", a permanent reply so that user agents show the user at
 // once rather than retrying. A submitted message missing Date or Message-ID gets them
 // (RFC 6409 8.2, 8.3), looked for in the first 256 KiB of header.
+//
+// Access ends when the administrator takes it away: the session keeps the config.Mailbox its
+// AUTH was checked against, and every MAIL, RCPT and DATA/BDAT compares it with the config in
+// force at that command (Options.Live, one atomic load, no registry). If that config no longer
+// has the mailbox (a deleted Mailbox) or has it with another password hash (a rotated password
+// Secret), the command gets 421 4.7.0 and the connection closes (RFC 5321 3.8); the
+// transaction under way is dropped, so nothing sent after the reload gets a 250. At DATA the
+// message is read and dropped before the 421, so the client sees the reply. A message whose
+// data had begun arriving when the reload came is finished and delivered as any other, and mail
+// that had its 250 before the reload is not touched. Aliases and quota may change without
+// ending a session. One log line ("Revoked session": user, reason, command) per session and
+// kubemail_sessions_revoked_total{server="submission",reason="removed"|"credentials"}. IMAP
+// sessions are ended by the reload itself, since an IDLE client sends no command (package imap).
 //
 // # Logs
 //

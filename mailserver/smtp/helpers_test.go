@@ -35,15 +35,23 @@ import (
 
 const testHostname = "mx.example.test"
 
+// testHashes keeps one hash per password, as the server's hasher does (auth.NewHasher): a
+// config made again is a reload that changes no password, which ends no session.
+var testHashes sync.Map
+
 // testConfig serves two domains: example.test with the default limits, and small.test with a
 // 10 KiB size limit and at most 3 recipients.
 func testConfig(t testing.TB) *config.Config {
 	hash := func(pw string) string {
+		if h, ok := testHashes.Load(pw); ok {
+			return h.(string)
+		}
 		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return string(h)
+		actual, _ := testHashes.LoadOrStore(pw, string(h))
+		return actual.(string)
 	}
 	return &config.Config{
 		Domains: []config.Domain{

@@ -62,4 +62,7 @@ var (
 		"Sender address is not owned by the authenticated user")
 	errAuthTemporary = reply(454, gosmtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure")
 	errAuthMalformed = reply(501, gosmtp.EnhancedCode{5, 5, 2}, "Malformed authentication response")
+	// The authenticated user's mailbox was removed or its password changed since the login:
+	// RFC 5321 3.8 421 (the server closes the transmission channel), RFC 3463 X.7.0 (security).
+	errRevoked = reply(421, gosmtp.EnhancedCode{4, 7, 0}, "Your login is no longer valid, closing connection")
 )

@@ -21,6 +21,7 @@ import (
 // and the rule that an authenticated user sends only as itself.
 type submissionSession struct {
 	*session
+	revoked bool // checkAccess ended the session; guarded by session.mu
 }
 
 // AuthMechanisms are offered in EHLO only once the connection is under TLS: go-smtp hides AUTH
@@ -74,12 +75,16 @@ func (s *submissionSession) authenticate(username, password string) error {
 // Mail requires AUTH (RFC 6409 4.1: 530 5.7.0) and a sender address that is the user's own
 // mailbox, one of its aliases or a plus-address of either (553 5.7.1, RFC 6409 8.1). The null
 // sender is refused: bounces come from the server, not from user agents. Past the user's
-// sending rate limit it answers 450 4.7.1 (see ratelimit.go).
+// sending rate limit it answers 450 4.7.1 (see ratelimit.go). A user whose access a reload has
+// taken away gets 421 4.7.0 (checkAccess).
 func (s *submissionSession) Mail(from string, opts *gosmtp.MailOptions) error {
 	user := s.user
 	if user == nil {
 		s.logRejected("Rejected sender", nil, from, "", errAuthRequired, "not authenticated")
 		return errAuthRequired
+	}
+	if err := s.checkAccess("MAIL", nil); err != nil {
+		return err
 	}
 	_, err := s.openTransaction(from, opts, func(tx *transaction) error {
 		mb := tx.dir.Lookup(from)
