@@ -32,8 +32,24 @@
 // MailDomain serves it. RelayPolicyReconciler likewise reports which MailDomains' config a
 // RelayPolicy is in and what it lacks (a domain it names, its smarthost credentials).
 //
+// The MailDomain's status lists the DNS records to publish (builder.DNSRecords), and the
+// condition DNSPublished says whether they are (package dnscheck checks each for what it
+// means: our MX host among the MX targets, one SPF record that passes the server's public
+// addresses, our DKIM key whole, one DMARC policy). The check runs in the background
+// (dnsChecks), never in a reconcile: a reconcile starts one when the domain's records changed
+// or the last check is older than DNSCheckOptions.Interval (plus up to a tenth, so that
+// domains spread out), copies the latest result into the condition, and asks to be requeued
+// when the next is due; the end of a check reconciles the domain again through a channel
+// source. Each lookup has a timeout and a whole check a bound, so a dead name server costs a
+// goroutine for seconds and no reconcile waits. DNSPublished never touches Ready (the server
+// runs whatever DNS says); it is True/Published, False/RecordsMissing or RecordsMismatch with
+// each wrong record and what was found, or Unknown/LookupFailed. Its message depends only on
+// the DNS answers, so a check that finds the same writes nothing. With the interval zero
+// (kubemail manager --dns-check-interval=0) there is no check and no condition.
+//
 // Children are written with server-side apply as field manager "kubemail-operator", and only
 // when the object in the cache differs from the rendered one in a field we set: a steady state
-// makes no writes. Status conditions (Ready, Progressing, Degraded, each with
-// observedGeneration) are patched only when they change.
+// makes no writes. Status conditions (Ready, Progressing, Degraded, DNSPublished, each with
+// observedGeneration) are patched only when they change. Events mark the transitions of Ready,
+// Degraded and DNSPublished (recordTransitions).
 package controllers

@@ -28,9 +28,13 @@ type MailDomainReconciler struct {
 	Recorder events.EventRecorder
 	// Options are passed to the builders (the default image).
 	Options kmbuilder.Options
+	// DNSCheck configures the check of status.dnsRecords (condition DNSPublished); its zero
+	// value is off.
+	DNSCheck DNSCheckOptions
 
 	hashes *passwordHashes
 	purges purgeLists
+	dns    *dnsChecks
 }
 
 // +kubebuilder:rbac:groups=mail.kubemail.io,resources=maildomains;mailboxes;relaypolicies,verbs=get;list;watch
@@ -66,6 +70,7 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.Get(ctx, req.NamespacedName, md); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.purges.forget(req.NamespacedName)
+			r.dns.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -93,8 +98,10 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		log.FromContext(ctx).Info("Applied mail server objects", "objects", st.wrote)
 	}
 	status := domainStatus(st)
+	// DNS never decides Ready: it only sets its own condition, from a check in the background.
+	next := r.dns.observe(ctx, md, &status)
 	recordTransitions(r.Recorder, md, md.Status.Conditions, status.Conditions)
-	return ctrl.Result{}, r.writeStatus(ctx, md, status)
+	return ctrl.Result{RequeueAfter: next}, r.writeStatus(ctx, md, status)
 }
 
 // userError is a problem the user has to fix: retrying does not help, an edit does (and the
@@ -243,7 +250,13 @@ func (r *MailDomainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.hashes == nil {
 		r.hashes = newPasswordHashes()
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	r.dns = newDNSChecks(r.DNSCheck)
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.dns != nil {
+		// A MailDomain whose DNS check has ended.
+		b = b.WatchesRawSource(r.dns.source())
+	}
+	return b.
 		// Our own status writes change neither generation nor metadata: no reconcile for them.
 		For(&v1alpha1.MailDomain{}, builder.WithPredicates(specOrMetadataChanged)).
 		Owns(&appsv1.StatefulSet{}).

@@ -320,13 +320,16 @@ func noSpace(s string) string {
 	return strings.Join(strings.Fields(s), "")
 }
 
-// quoteAll quotes each TXT value, shortened, in sorted order.
+// quoteAll quotes each TXT value, shortened, in sorted order; the first five of them.
 func quoteAll(values []string) string {
 	q := make([]string, len(values))
 	for i, v := range values {
 		q[i] = fmt.Sprintf("%q", abbreviate(v, 60))
 	}
 	slices.Sort(q)
+	if len(q) > 5 {
+		q = append(q[:5], fmt.Sprintf("and %d more", len(q)-5))
+	}
 	return strings.Join(q, ", ")
 }
 

@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,6 +23,7 @@ import (
 	"github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers"
 	"github.com/kubemail/kubemail/controllers/builder"
+	"github.com/kubemail/kubemail/controllers/dnscheck"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kubemail-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -61,6 +64,9 @@ func MainContext(ctx context.Context, args []string) int {
 	leaderNamespace := fs.String("leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
 	image := fs.String("image", os.Getenv("KUBEMAIL_IMAGE"), "mail server image of MailDomains that name none; the operator's own (env KUBEMAIL_IMAGE)")
 	logFormat := fs.String("log-format", "text", `log format: "text" or "json"`)
+	dnsInterval := fs.Duration("dns-check-interval", 10*time.Minute,
+		"how often to check that each MailDomain's status.dnsRecords are published (condition DNSPublished); 0 turns the check off, at least "+minDNSCheckInterval.String()+" otherwise")
+	dnsResolver := fs.String("dns-resolver", "", "HOST:PORT of the DNS server the DNS check asks (default: the name servers of /etc/resolv.conf)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -70,6 +76,16 @@ func MainContext(ctx context.Context, args []string) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "kubemail manager: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if *dnsInterval < 0 || *dnsInterval > 0 && *dnsInterval < minDNSCheckInterval {
+		fmt.Fprintf(os.Stderr, "kubemail manager: --dns-check-interval must be 0 (off) or at least %v, not %v\n", minDNSCheckInterval, *dnsInterval)
+		return 2
+	}
+	if *dnsResolver != "" {
+		if _, _, err := net.SplitHostPort(*dnsResolver); err != nil {
+			fmt.Fprintf(os.Stderr, "kubemail manager: --dns-resolver must be HOST:PORT: %v\n", err)
+			return 2
+		}
 	}
 	var handler slog.Handler
 	switch *logFormat {
@@ -87,9 +103,13 @@ func MainContext(ctx context.Context, args []string) int {
 		logger.Warn("No default mail server image: MailDomains must set spec.image (set --image or KUBEMAIL_IMAGE)")
 	}
 
+	dnsCheck := controllers.DNSCheckOptions{Interval: *dnsInterval}
+	if *dnsResolver != "" {
+		dnsCheck.Resolver = dnscheck.NewResolver(*dnsResolver)
+	}
 	if err := run(ctx, options{
 		metricsAddr: *metricsAddr, probeAddr: *probeAddr, leaderElect: *leaderElect,
-		leaderNamespace: *leaderNamespace, image: *image,
+		leaderNamespace: *leaderNamespace, image: *image, dnsCheck: dnsCheck,
 	}); err != nil {
 		logger.Error("Manager stopped", "err", err)
 		return 1
@@ -97,10 +117,15 @@ func MainContext(ctx context.Context, args []string) int {
 	return 0
 }
 
+// minDNSCheckInterval keeps the DNS check from hammering the name servers: each check of a
+// domain makes about ten lookups.
+const minDNSCheckInterval = 10 * time.Second
+
 type options struct {
 	metricsAddr, probeAddr string
 	leaderElect            bool
 	leaderNamespace, image string
+	dnsCheck               controllers.DNSCheckOptions
 }
 
 func run(ctx context.Context, o options) error {
@@ -126,7 +151,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(ctx, mgr, builder.Options{Image: o.image}); err != nil {
+	if err := controllers.SetupWithOptions(ctx, mgr, controllers.Options{Builder: builder.Options{Image: o.image}, DNSCheck: o.dnsCheck}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
