@@ -9,6 +9,14 @@
 // a current mailbox, and the store refuses to make them again until the address is a mailbox
 // again; see purger for the rules that keep mail from being lost and purged mailboxes gone.
 // The start-up load purges before anything is served.
+//
+// Access ends when the administrator takes it away: once a reloaded config is in force (and the
+// store has revived and purged what it lists), every logged-in IMAP session whose mailbox it no
+// longer has, or whose password hash it changed, gets an untagged BYE and is closed
+// (imap.Sessions.Revoke); an authenticated submission session gets 421 4.7.0 at its next MAIL,
+// RCPT or DATA, checked against the config in force at that command (package smtp). Sessions of
+// mailboxes the reload left alone go on. So "delete the Mailbox" or "rotate its password
+// Secret" cuts off the sessions that logged in before, within the reload's poll interval.
 package server
 
 import (
@@ -149,8 +157,11 @@ func Run(ctx context.Context, opts Options) error {
 		go adminSrv.Serve()
 		defer adminSrv.Close()
 	}
+	// Logged-in IMAP sessions, so a reload can end those whose access it takes away.
+	imapSessions := imap.NewSessions()
 	applyConfig := func(cfg *config.Config) {
 		putInForce(live, purges, cfg)
+		imapSessions.Revoke(live.Load())
 		ensureDKIMKeys(dkimKeys, cfg, log)
 		client.SetRouting(routing(cfg))
 		q.SetRetryPolicy(retryPolicy(cfg))
@@ -160,7 +171,7 @@ func Run(ctx context.Context, opts Options) error {
 	smtpOpts := smtp.Options{Draining: &draining, Hostname: opts.Hostname, Live: live, Store: st, Queue: q, Auth: authn, TLS: tlsConfig, Logger: log,
 		Verifier: &msgauth.Verifier{Hostname: opts.Hostname, Resolver: resolver, Logger: log},
 		SpoolDir: filepath.Join(opts.DataDir, "spool")}
-	imapSrv := imap.NewServer(imap.Options{Store: st, Live: live, Auth: authn, TLS: tlsConfig, Logger: log})
+	imapSrv := imap.NewServer(imap.Options{Store: st, Live: live, Auth: authn, TLS: tlsConfig, Logger: log, Sessions: imapSessions})
 
 	ls := listeners{maxConns: opts.MaxConns, maxPerIP: opts.MaxConnsPerIP}
 	if ls.maxConns == 0 {
