@@ -26,8 +26,9 @@ const trashDir = "trash"
 //     <data>/mail/<domain>/<local> into <data>/trash/ (one atomic rename on the same file
 //     system, both directories fsynced), forgets what it kept of the mailbox in memory, then
 //     removes the trash copy. A delivery under way either lands before and goes with the
-//     rest, or gets a temporary failure (451); open IMAP sessions get NO for its folders. A
-//     crash leaves no half-removed mailbox, only a trash entry that the next start removes;
+//     rest, or gets a temporary failure (451); open IMAP sessions get NO for its folders
+//     until the revocation that follows the purge ends them with BYE (see Run). A crash
+//     leaves no half-removed mailbox, only a trash entry that the next start removes;
 //   - the store leaves the address tombstoned, also when it had no Maildir: an operation that
 //     began against an older config and only reaches the store after the purge (an IMAP login
 //     whose password was checked before the reload, an SMTP transaction past RCPT, a queued

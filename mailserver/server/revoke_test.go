@@ -68,7 +68,9 @@ func idleSession(t *testing.T, addr, user, password string) (*imapclient.Client,
 func waitBye(t *testing.T, who string, c *imapclient.Client, w *wire, want string) {
 	t.Helper()
 	start := time.Now()
-	defer func() { t.Logf("%s: closed %v after the manifest was written", who, time.Since(start).Round(time.Millisecond)) }()
+	defer func() {
+		t.Logf("%s: closed %v after the manifest was written", who, time.Since(start).Round(time.Millisecond))
+	}()
 	select {
 	case <-c.Closed():
 	case <-time.After(30 * time.Second):
