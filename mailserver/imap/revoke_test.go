@@ -21,6 +21,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
+	"github.com/kubemail/kubemail/mailserver/store/storetest"
 )
 
 // newRevokeEnv is newEnv with a session registry, as `kubemail server` runs it, and IMAPS only;
@@ -32,6 +33,7 @@ func newRevokeEnv(t *testing.T, wrap func(Authenticator) Authenticator) (*env, *
 	if err != nil {
 		t.Fatal(err)
 	}
+	storetest.Settle(t, st, dataDir) // runs after the server's cleanup below
 	live := testLive(t)
 	a := auth.NewAuthenticator(live)
 	a.FailureDelay, a.MaxFailureDelay = time.Millisecond, time.Millisecond
