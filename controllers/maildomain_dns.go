@@ -51,10 +51,16 @@ type dnsChecks struct {
 	opts    DNSCheckOptions
 	checker *dnscheck.Checker
 	done    chan event.TypedGenericEvent[*v1alpha1.MailDomain]
+	// slots bounds the checks under way: after a start every domain's check is due at once.
+	slots chan struct{}
 
 	mu      sync.Mutex
 	domains map[types.NamespacedName]*dnsState
 }
+
+// maxConcurrentDNSChecks is how many domains are checked at once (each check makes its
+// lookups side by side, about ten).
+const maxConcurrentDNSChecks = 4
 
 // dnsState is one MailDomain's checks.
 type dnsState struct {
@@ -77,6 +83,7 @@ func newDNSChecks(opts DNSCheckOptions) *dnsChecks {
 		opts:    opts,
 		checker: &dnscheck.Checker{Resolver: opts.Resolver, LookupTimeout: opts.LookupTimeout},
 		done:    make(chan event.TypedGenericEvent[*v1alpha1.MailDomain], 1024),
+		slots:   make(chan struct{}, maxConcurrentDNSChecks),
 		domains: map[types.NamespacedName]*dnsState{},
 	}
 }
@@ -138,6 +145,8 @@ func (d *dnsChecks) observe(ctx context.Context, md *v1alpha1.MailDomain, status
 
 // run checks domain's records into s and starts name's next reconcile, which reads them.
 func (d *dnsChecks) run(name types.NamespacedName, s *dnsState, key string, domain dnscheck.Domain) {
+	d.slots <- struct{}{}
+	defer func() { <-d.slots }()
 	ctx, cancel := context.WithTimeout(context.Background(), d.bound())
 	defer cancel()
 	status, reason, message := d.checker.Check(ctx, domain).Condition()

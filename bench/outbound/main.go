@@ -10,16 +10,17 @@
 //   - kubemail: `kubemail server` on .2 (port 25 and the rest) with --dns-resolver, a MailDomain
 //     a.test and a RelayPolicy trustedNetworks [127.0.0.0/8], so that a loopback client relays
 //     through its MX without AUTH; each message is fsynced into the queue before the 250, then
-//     delivered by MX lookup of sink.test, DKIM-signed with a.test's RSA-2048 key at send time
-//     (the From: is app@a.test, one of its domains: it signs as it must, issue 3);
+//     delivered by MX lookup of sink.test; it is DKIM-signed with a.test's RSA-2048 key as it is
+//     queued, before the 250 (the From: is app@a.test, one of its domains: it signs as it must,
+//     issue 3), and the signature is sent in front of the message;
 //   - postfix: a Postfix master run as root from a temp config_directory on .10:25, with
 //     relayhost [.9]:25 (the sink) and Postfix's default concurrency (20 per destination); each
 //     message is fsynced by cleanup(8) before the 250. It signs nothing (no milter);
 //   - postfix-opendkim: the same Postfix with Debian's opendkim as its milter, signing a.test's
 //     mail as kubemail does (RSA-2048, relaxed/relaxed, the same header fields, From
 //     oversigned): the same work as kubemail (left out, with a note, when opendkim is not
-//     installed). Postfix signs as the message arrives, kubemail as it leaves: in the drain
-//     measure only kubemail signs;
+//     installed). Both sign as the message arrives, so the drain measure has no signing in it
+//     on either side;
 //   - kubemail-nodkim, for comparison only: the same kubemail with the From: app@relay.test,
 //     not one of its domains, so nothing is signed. It shows what the RSA signature costs.
 //
@@ -105,7 +106,7 @@ const defaultServers = "kubemail,postfix,postfix-opendkim,kubemail-nodkim"
 
 // sides says what each server does per message, printed before the figures.
 var sides = map[string]string{
-	"kubemail": "queue file fsync + msg/ fsync (group commit) before 250; DKIM-signs (RSA-2048, a.test's key) at send time",
+	"kubemail": "queue file fsync + msg/ fsync (group commit) before 250; DKIM-signs (RSA-2048, a.test's key) as it queues, before the 250",
 	"postfix":  "cleanup(8) queue file fsync before 250; qmgr; smtp(8) to the relayhost; signs nothing (no milter)",
 	"kubemail-nodkim": "as kubemail, but From: app@relay.test is not one of its domains, so it signs nothing " +
 		"(for comparison only: the goal is judged on kubemail)",
