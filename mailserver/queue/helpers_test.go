@@ -134,7 +134,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 
 func waitEmpty(t *testing.T, q *queue.Queue) {
 	t.Helper()
-	eventually(t, 10*time.Second, "an empty queue", func() bool { return q.Len() == 0 })
+	eventually(t, time.Minute, "an empty queue", func() bool { return q.Len() == 0 }) // 200 messages with -race, loaded
 }
 
 // report is a parsed delivery status notification.

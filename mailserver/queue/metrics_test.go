@@ -58,7 +58,7 @@ func TestMetricsAfterRealDeliveries(t *testing.T) {
 
 	w.enqueue(q, "alice@a.test", "half-bounced", "bob@b.test", "nobody@b.test") // 250 and 550
 	deferred := w.enqueue(q, "alice@a.test", "deferred", "carol@c.test")        // refused
-	eventually(t, 10*time.Second, "the first message done and the second tried", func() bool {
+	eventually(t, 30*time.Second, "the first message done and the second tried", func() bool {
 		l := q.List()
 		return len(l) == 1 && l[0].ID == deferred && l[0].Attempts == 1 && !l[0].InFlight && l[0].DelayNotified
 	})

@@ -43,7 +43,7 @@ func TestRetriesWhileTheServerIsDownAndDeliversOnceItIsBack(t *testing.T) {
 	q := w.open(fast)
 	w.run(q)
 	id := w.enqueue(q, "alice@a.test", "retried", "bob@b.test")
-	eventually(t, 10*time.Second, "three failed attempts", func() bool {
+	eventually(t, 30*time.Second, "three failed attempts", func() bool {
 		l := q.List()
 		return len(l) == 1 && l[0].Attempts >= 3
 	})
@@ -189,7 +189,7 @@ func TestRetryNowAndDelete(t *testing.T) {
 	w.run(q)
 	keep := w.enqueue(q, "alice@a.test", "kept", "bob@b.test")
 	drop := w.enqueue(q, "alice@a.test", "dropped", "bob@b.test")
-	eventually(t, 10*time.Second, "a first attempt of both", func() bool {
+	eventually(t, 30*time.Second, "a first attempt of both", func() bool {
 		l := q.List()
 		return len(l) == 2 && l[0].Attempts == 1 && l[1].Attempts == 1 && !l[0].InFlight && !l[1].InFlight
 	})

@@ -54,7 +54,7 @@ func TestSignedOnceAtEnqueue(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); q.Run(ctx) }()
-	eventually(t, 10*time.Second, "a failed attempt for bob", func() bool {
+	eventually(t, 30*time.Second, "a failed attempt for bob", func() bool {
 		for _, m := range q.List() {
 			if m.ID == id && m.Attempts > 0 {
 				return true
