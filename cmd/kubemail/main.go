@@ -6,6 +6,10 @@ package main
 import (
 	"fmt"
 	"os"
+
+	// Mozilla's roots, used only where the system has none (the e2e image, a scratch
+	// container): verified TLS (smarthosts, MTA-STS) then still works.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 const usage = `kubemail: a complete Internet mail system, run by a Kubernetes operator or on its own.

@@ -23,13 +23,16 @@ const (
 	required                       // STARTTLS, verified
 	implicit                       // TLS at once, verified
 	plain                          // never TLS
+	stsEnforce                     // MTA-STS enforce: STARTTLS, verified for the MX host name
 )
 
 // dialPlan is how to talk to a destination.
 type dialPlan struct {
 	tls                tlsPolicy
 	username, password string
-	mx                 bool // hosts from MX records (or the implicit MX): absolute names
+	mx                 bool   // hosts from MX records (or the implicit MX): absolute names
+	stsTesting         bool   // an MTA-STS policy in mode testing: log what enforce would refuse
+	stsDomain          string // the domain whose MTA-STS policy applies, for the logs
 }
 
 // hostState is one destination: its concurrency limit and idle connections.
@@ -279,18 +282,25 @@ func (c *Client) startTLS(wc *deadlineConn, host string, plan dialPlan) (net.Con
 		if plan.tls == required {
 			return nil, ptr(local("", "4.7.5", "%s does not offer STARTTLS, which the smarthost needs", host))
 		}
+		// RFC 8461 5: a policy host must offer STARTTLS.
+		if r := c.stsFailure(plan, host, stsNoSTARTTLS, "4.7.4", "%s does not offer STARTTLS", host); r != nil {
+			return nil, r
+		}
 		return handOver(wc), nil
 	}
 	if _, _, err := cmd(tp, 220, "STARTTLS"); err != nil {
 		if plan.tls == required {
 			return nil, ptr(replyResult("", err, "4.7.5", "STARTTLS at "+host))
 		}
+		if r := c.stsFailure(plan, host, stsTLSFailed, "4.7.5", "STARTTLS at %s failed: %v", host, err); r != nil {
+			return nil, r
+		}
 		return nil, ptr(local("", statusTLSFailed, "STARTTLS at %s: %v", host, err))
 	}
 	cfg := c.verifiedTLS(host)
 	if plan.tls == opportunistic {
 		// RFC 7435: encryption without authentication beats plain text; MX certificates are
-		// not verified until MTA-STS or DANE says they should be.
+		// verified only when the domain's MTA-STS policy (enforce) says they must be.
 		cfg.InsecureSkipVerify = true
 	}
 	tc := tls.Client(wc, cfg)
@@ -298,8 +308,16 @@ func (c *Client) startTLS(wc *deadlineConn, host string, plan dialPlan) (net.Con
 		if plan.tls == required {
 			return nil, ptr(local("", "4.7.5", "TLS handshake with %s failed: %v", host, err))
 		}
+		// RFC 8461 4.2: under enforce a certificate not valid for the MX host is a failure.
+		if r := c.stsHandshakeFailure(plan, host, err); r != nil {
+			return nil, r
+		}
 		return nil, ptr(local("", statusTLSFailed, "TLS handshake with %s failed: %v", host, err))
 	}
+	if plan.tls == stsEnforce {
+		MTASTSResults.WithLabelValues("enforce", stsVerified).Inc()
+	}
+	c.stsVerify(plan, host, tc.ConnectionState())
 	return handOver(tc), nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/msgauth/dnscache"
+	"github.com/kubemail/kubemail/mailserver/mtasts"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
@@ -94,8 +95,12 @@ type Options struct {
 	Resolver *net.Resolver
 	// MXPort is the port of MX hosts and of static routes without one; 0 means 25.
 	MXPort int
-	// RootCAs verify smarthost certificates; nil means the system's.
+	// RootCAs verify the certificates of smarthosts and of MX hosts under an MTA-STS policy;
+	// nil means the system's roots. Tests set it to trust their CA.
 	RootCAs *tls.Config
+	// MTASTS finds the recipient domains' MTA-STS policies (RFC 8461); nil delivers to MX hosts
+	// with opportunistic TLS whatever the domain publishes.
+	MTASTS *mtasts.Policies
 	// MaxConnsPerHost bounds the concurrent transactions per destination; 0 means 20 (Postfix's
 	// default_destination_concurrency_limit).
 	MaxConnsPerHost int
@@ -308,7 +313,11 @@ func (c *Client) deliverDomain(ctx context.Context, m *Message, domain string, r
 	if res != nil {
 		return fill(rcpts, *res)
 	}
-	return c.deliverHosts(ctx, m, rcpts, hosts, c.opts.MXPort, dialPlan{tls: opportunistic, mx: true})
+	plan := dialPlan{tls: opportunistic, mx: true}
+	if hosts, res = c.applyMTASTS(ctx, m, domain, hosts, &plan); res != nil {
+		return fill(rcpts, *res)
+	}
+	return c.deliverHosts(ctx, m, rcpts, hosts, c.opts.MXPort, plan)
 }
 
 // isLocal reports whether domain is one of ours.

@@ -42,6 +42,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/imap"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/msgauth"
+	"github.com/kubemail/kubemail/mailserver/mtasts"
 	"github.com/kubemail/kubemail/mailserver/queue"
 	"github.com/kubemail/kubemail/mailserver/smtp"
 	"github.com/kubemail/kubemail/mailserver/store"
@@ -134,8 +135,10 @@ func Run(ctx context.Context, opts Options) error {
 	// Mail is DKIM-signed once, as it is queued; the client signs only what came into the queue
 	// unsigned (larger than queue.SignInMemory, or queued by an older version).
 	signer := &msgauth.Signer{Keys: dkimKeys, Live: live}
+	// MTA-STS policies (RFC 8461) of recipient domains, kept in DATA/mta-sts across restarts.
+	stsPolicies := mtasts.New(mtasts.Options{Resolver: resolver, Dir: filepath.Join(opts.DataDir, "mta-sts"), Logger: log})
 	outbound := delivery.Options{Hostname: opts.Hostname, Live: live, Local: st, Routing: routing(cfg),
-		MXPort: opts.OutboundMXPort, Resolver: resolver, DKIM: signer, Logger: log}
+		MXPort: opts.OutboundMXPort, Resolver: resolver, DKIM: signer, MTASTS: stsPolicies, Logger: log}
 	client := delivery.New(outbound)
 	defer client.Close()
 	q, err := queue.Open(filepath.Join(opts.DataDir, "queue"), queue.Options{
@@ -201,7 +204,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := ls.add("imaps", opts.IMAPSAddr, tlsConfig, "", imapSrv.Serve); err != nil {
 		return err
 	}
-	health := &http.Server{Handler: healthHandler(metrics.Handler(metrics.NewRegistry(q.Collector()))), ReadHeaderTimeout: 5 * time.Second}
+	health := &http.Server{Handler: healthHandler(metrics.Handler(metrics.NewRegistry(q.Collector(), delivery.MTASTSResults))), ReadHeaderTimeout: 5 * time.Second}
 	if err := ls.add("health", opts.HealthAddr, nil, "", health.Serve); err != nil {
 		return err
 	}
