@@ -35,6 +35,10 @@ type MailDomainSpec struct {
 	// +optional
 	DMARC *DMARCPolicy `json:"dmarc,omitempty"`
 
+	// Antispam is what the MX does against mail from known spam sources. Nothing by default.
+	// +optional
+	Antispam *AntispamSpec `json:"antispam,omitempty"`
+
 	// Image is the container image of the mail server pods. Defaults to the operator's own image,
 	// which carries the same kubemail binary.
 	// +optional
@@ -209,3 +213,56 @@ type DMARCPolicy struct {
 	// +optional
 	OnReject DMARCOnReject `json:"onReject,omitempty"`
 }
+
+// AntispamSpec is the MX's defense against mail from known spam sources, as a Postfix
+// administrator sets it up with reject_rbl_client.
+type AntispamSpec struct {
+	// DNSBLs are DNS blocklists (RFC 5782) the MX looks each client's address up in, once per
+	// connection, before it accepts a recipient of this domain. Clients in a RelayPolicy's
+	// trustedNetworks and authenticated users (submission) are never looked up, and a DNS failure
+	// never refuses mail. None by default.
+	// +optional
+	// +listType=map
+	// +listMapKey=zone
+	// +kubebuilder:validation:MaxItems=16
+	DNSBLs []DNSBL `json:"dnsbls,omitempty"`
+}
+
+// DNSBL is one DNS blocklist.
+type DNSBL struct {
+	// Zone is the list's DNS zone, e.g. "zen.spamhaus.org": the client 192.0.2.99 is listed when
+	// 99.2.0.192.zen.spamhaus.org has an A record (IPv6 clients by their reversed nibbles).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=189
+	// +kubebuilder:validation:Pattern="^([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?[.])+[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?[.]?$"
+	Zone string `json:"zone"`
+
+	// Action is what happens to mail from a listed client: Reject (the default) refuses this
+	// domain's recipients at RCPT with 554 5.7.1 naming the list, as Postfix's reject_rbl_client
+	// does; Junk accepts the mail into the recipients' Junk folder.
+	// +optional
+	// +kubebuilder:default=Reject
+	Action DNSBLAction `json:"action,omitempty"`
+
+	// ReturnCodes are the answers that count as listed, as addresses ("127.0.0.2") or CIDRs
+	// ("127.0.0.4/30"), all within 127.0.0.0/8. Empty (the default) counts every answer in
+	// 127.0.0.0/8 except 127.255.255.0/24, the codes Spamhaus answers a refused query with
+	// (logged as a warning, never counted).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=18
+	// +kubebuilder:validation:XValidation:rule="self.all(c, (isIP(c) && ip(c).family() == 4 && cidr('127.0.0.0/8').containsIP(c)) || (isCIDR(c) && cidr(c).ip().family() == 4 && cidr('127.0.0.0/8').containsCIDR(c)))",message="each return code must be an IPv4 address or CIDR within 127.0.0.0/8, e.g. 127.0.0.2 or 127.0.0.4/30"
+	ReturnCodes []string `json:"returnCodes,omitempty"`
+}
+
+// DNSBLAction is what the MX does with mail from a client a DNSBL lists.
+// +kubebuilder:validation:Enum=Reject;Junk
+type DNSBLAction string
+
+const (
+	// DNSBLReject refuses the domain's recipients at RCPT with 554 5.7.1.
+	DNSBLReject DNSBLAction = "Reject"
+	// DNSBLJunk delivers the mail into the recipients' Junk folder.
+	DNSBLJunk DNSBLAction = "Junk"
+)

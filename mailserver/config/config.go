@@ -43,6 +43,24 @@ type Domain struct {
 	// p=reject, recording the failure in the Authentication-Results header only. The zero value
 	// (the default) enforces the policy: such mail is refused with 550 5.7.1 (RFC 7489 6.6.4).
 	IgnoreDMARCReject bool `json:"ignoreDMARCReject,omitempty"`
+	// Antispam is spec.antispam; nil when the domain has none. (A pointer keeps Domain
+	// comparable.)
+	Antispam *Antispam `json:"antispam,omitempty"`
+}
+
+// Antispam is a domain's defense against mail from known spam sources.
+type Antispam struct {
+	// DNSBLs are the blocklists the MX checks a client against before it accepts a recipient
+	// of the domain, in the order declared.
+	DNSBLs []DNSBL `json:"dnsbls,omitempty"`
+}
+
+// DNSBLs returns the domain's blocklists (none when it has no Antispam).
+func (d *Domain) DNSBLs() []DNSBL {
+	if d.Antispam == nil {
+		return nil
+	}
+	return d.Antispam.DNSBLs
 }
 
 // Mailbox is one mailbox.

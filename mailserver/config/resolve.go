@@ -131,6 +131,14 @@ func (r *resolver) domain(md *v1alpha1.MailDomain) {
 			return
 		}
 	}
+	lists, field, err := resolveAntispam(md.Spec.Antispam)
+	if err != nil {
+		fail(field, "%v", err)
+		return
+	}
+	if len(lists) > 0 {
+		d.Antispam = &Antispam{DNSBLs: lists}
+	}
 	for _, other := range r.cfg.Domains {
 		if other.Name == name {
 			fail("spec.domain", "domain %q is already declared by another MailDomain", name)
