@@ -36,7 +36,7 @@ var anonymousFiles = true
 // Deliver does not check quotas (the copies count towards them): it is for mail the server owes
 // the user whatever the quota, such as delivery status notices. DeliverWithQuota checks them.
 func (s *Store) Deliver(ctx context.Context, mailboxes []string, prefix []byte, body io.Reader) (int64, error) {
-	return s.deliver(ctx, mailboxes, nil, prefix, body)
+	return s.deliver(ctx, inboxes(mailboxes), nil, prefix, body)
 }
 
 // DeliverWithQuota is Deliver that also refuses the message, for every mailbox, when it would take
@@ -44,20 +44,46 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []string, prefix []byte, 
 // naming those mailboxes (errors.Is ErrOverQuota), and no copy is anywhere. The body is read in
 // full first, so the size checked is the size stored.
 func (s *Store) DeliverWithQuota(ctx context.Context, mailboxes []string, quota QuotaFunc, prefix []byte, body io.Reader) (int64, error) {
+	return s.DeliverToFolders(ctx, inboxes(mailboxes), quota, prefix, body)
+}
+
+// Target is one copy of a delivery: the mailbox (primary address) and the folder it goes
+// into, by IMAP name ("" is INBOX).
+type Target struct {
+	Mailbox string
+	Folder  string
+}
+
+func inboxes(mailboxes []string) []Target {
+	ts := make([]Target, len(mailboxes))
+	for i, mb := range mailboxes {
+		ts[i] = Target{Mailbox: mb}
+	}
+	return ts
+}
+
+// DeliverToFolders is DeliverWithQuota with a folder per mailbox, such as Junk for mail the
+// MX judged suspicious. A folder other than INBOX that does not exist is made first (with the
+// mailbox's special-use folders if the mailbox is new) and subscribed, as Dovecot's LDA does
+// with lda_mailbox_autocreate and autosubscribe. A mailbox named twice gets one copy, in the
+// first target's folder. quota nil checks no quota.
+func (s *Store) DeliverToFolders(ctx context.Context, targets []Target, quota QuotaFunc, prefix []byte, body io.Reader) (int64, error) {
 	if quota == nil {
 		quota = func(string) int64 { return 0 }
 	}
-	return s.deliver(ctx, mailboxes, quota, prefix, body)
+	return s.deliver(ctx, targets, quota, prefix, body)
 }
 
-func (s *Store) deliver(ctx context.Context, mailboxes []string, quota QuotaFunc, prefix []byte, body io.Reader) (int64, error) {
-	if len(mailboxes) == 0 {
+func (s *Store) deliver(ctx context.Context, targets []Target, quota QuotaFunc, prefix []byte, body io.Reader) (int64, error) {
+	if len(targets) == 0 {
 		return 0, errors.New("store: deliver: no mailboxes")
 	}
-	var dirs, addrs []string
-	var mbs []*mailbox // the lives the copies go into (see RemoveMailbox)
-	seen := make(map[string]bool, len(mailboxes))
-	for _, addr := range mailboxes {
+	var dirs []string      // the folders' Maildirs the copies go into
+	var copies []folderKey // which folder of which mailbox, for the notifications
+	var mbs []*mailbox     // the lives the copies go into (see RemoveMailbox)
+	seen := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		addr := t.Mailbox
 		dir, err := s.mailboxDir(addr)
 		if err != nil {
 			return 0, err
@@ -66,17 +92,23 @@ func (s *Store) deliver(ctx context.Context, mailboxes []string, quota QuotaFunc
 			continue
 		}
 		seen[dir] = true
+		folder, folderDir := "INBOX", dir
+		if t.Folder != "" && t.Folder != "INBOX" {
+			if folder, folderDir, err = s.ensureFolder(addr, t.Folder); err != nil {
+				return 0, err
+			}
+		}
 		mb, err := s.enterMailbox(dir, strings.ToLower(addr))
 		if err != nil {
 			return 0, err
 		}
-		err = s.ensureMaildir(dir)
+		err = s.ensureMaildir(folderDir)
 		mb.leave()
 		if err != nil {
 			return 0, err
 		}
-		dirs = append(dirs, dir)
-		addrs = append(addrs, mb.address)
+		dirs = append(dirs, folderDir)
+		copies = append(copies, folderKey{address: mb.address, name: folder})
 		mbs = append(mbs, mb)
 	}
 
@@ -84,11 +116,11 @@ func (s *Store) deliver(ctx context.Context, mailboxes []string, quota QuotaFunc
 	// it. If RemoveMailbox ends a mailbox's life meanwhile, the charges below are refused.
 	base := uniqueBase(time.Now())
 	if !anonymousFiles {
-		return s.deliverNamed(ctx, dirs, addrs, mbs, quota, base, prefix, body)
+		return s.deliverNamed(ctx, dirs, copies, mbs, quota, base, prefix, body)
 	}
 	f, size, err := durable.WriteAnonymous(filepath.Join(dirs[0], "tmp"), 0o600, prefix, body)
 	if errors.Is(err, durable.ErrUnsupported) {
-		return s.deliverNamed(ctx, dirs, addrs, mbs, quota, base, prefix, body)
+		return s.deliverNamed(ctx, dirs, copies, mbs, quota, base, prefix, body)
 	}
 	if err != nil {
 		return 0, removedOr(mbs, fmt.Errorf("store: deliver: %w", err))
@@ -121,7 +153,7 @@ func (s *Store) deliver(ctx context.Context, mailboxes []string, quota QuotaFunc
 		}
 		finals = append(finals, final)
 	}
-	if err := s.publish(dirs, addrs, undo); err != nil {
+	if err := s.publish(dirs, copies, undo); err != nil {
 		endAll(charges, false, 0, 0)
 		return 0, err
 	}
@@ -130,20 +162,20 @@ func (s *Store) deliver(ctx context.Context, mailboxes []string, quota QuotaFunc
 }
 
 // publish makes the new entries durable and tells IMAP sessions, or calls undo on failure.
-func (s *Store) publish(dirs, addrs []string, undo func()) error {
+func (s *Store) publish(dirs []string, copies []folderKey, undo func()) error {
 	if err := s.syncNewDirs(dirs); err != nil {
 		undo()
 		return err
 	}
-	for _, a := range addrs {
-		s.notifyNewMail(a)
+	for _, c := range copies {
+		s.notifyNewMail(c)
 	}
 	return nil
 }
 
 // deliverNamed is Deliver where files without a name cannot be made (NFS, non-Linux): the
 // Maildir way, tmp/ then rename into new/, hard links for the other mailboxes.
-func (s *Store) deliverNamed(ctx context.Context, dirs, addrs []string, mbs []*mailbox, quota QuotaFunc, base string, prefix []byte, body io.Reader) (int64, error) {
+func (s *Store) deliverNamed(ctx context.Context, dirs []string, copies []folderKey, mbs []*mailbox, quota QuotaFunc, base string, prefix []byte, body io.Reader) (int64, error) {
 	var tmps []string // tmp files made so far; removed on every return path
 	defer func() {
 		for _, t := range tmps {
@@ -193,7 +225,7 @@ func (s *Store) deliverNamed(ctx context.Context, dirs, addrs []string, mbs []*m
 		}
 		finals = append(finals, final)
 	}
-	if err := s.publish(dirs, addrs, undo); err != nil {
+	if err := s.publish(dirs, copies, undo); err != nil {
 		return 0, err
 	}
 	tmps, ok = nil, true

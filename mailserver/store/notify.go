@@ -5,10 +5,10 @@ import (
 	"sort"
 )
 
-// notifyNewMail tells a loaded INBOX of address that new mail may be in new/.
-func (s *Store) notifyNewMail(address string) {
+// notifyNewMail tells a loaded folder that new mail may be in its new/.
+func (s *Store) notifyNewMail(key folderKey) {
 	s.mu.Lock()
-	f := s.folders[folderKey{address: address, name: "INBOX"}]
+	f := s.folders[key]
 	s.mu.Unlock()
 	if f != nil {
 		f.poke()
