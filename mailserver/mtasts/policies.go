@@ -133,6 +133,11 @@ func (p *Policies) Lookup(ctx context.Context, domain string) *Policy {
 // that wait for another's fetch take its result.
 func (p *Policies) refresh(ctx context.Context, domain, id string, cached *Policy) *Policy {
 	p.mu.Lock()
+	// Another lookup may have fetched it since this one looked.
+	if c := p.cachedLocked(domain, p.opts.Now()); c != nil && c.ID == id && p.opts.Now().Sub(c.Fetched) < p.opts.Refresh {
+		p.mu.Unlock()
+		return c
+	}
 	if ch, busy := p.inflightC[domain]; busy {
 		p.mu.Unlock()
 		select {

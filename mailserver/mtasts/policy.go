@@ -113,7 +113,7 @@ func Parse(body []byte) (*Policy, error) {
 			if err != nil {
 				return nil, fmt.Errorf("line %d: bad max_age %q: %w", i+1, value, err)
 			}
-			p.MaxAge = min(time.Duration(n)*time.Second, MaxMaxAge)
+			p.MaxAge = time.Duration(min(n, int64(MaxMaxAge/time.Second))) * time.Second
 		case "mx":
 			pat := strings.ToLower(strings.TrimSuffix(value, "."))
 			if err := checkPattern(pat); err != nil {
