@@ -16,9 +16,34 @@
 //     order (RFC 5321 5.1); with no MX record, the domain's own A/AAAA address (the "implicit
 //     MX"). A null MX (a single MX "." , RFC 7505 3) fails at once with 556 5.1.10. Each MX host
 //     is resolved to its addresses, tried in turn on Options.MXPort (25). STARTTLS is
-//     opportunistic (RFC 7435): used whenever offered, without certificate verification (no
-//     MTA-STS or DANE yet), and if the TLS handshake fails the same host is retried once in
-//     plain text, as Postfix does with smtp_tls_security_level=may.
+//     opportunistic (RFC 7435): used whenever offered, without certificate verification, and
+//     if the TLS handshake fails the same host is retried once in plain text, as Postfix does
+//     with smtp_tls_security_level=may; unless the domain has an MTA-STS policy (below).
+//
+// # MTA-STS (RFC 8461; Options.MTASTS, package mtasts)
+//
+// Before MX hosts are tried, the recipient domain's policy is looked up (package mtasts:
+// _mta-sts TXT record, policy fetched over verified HTTPS, kept in memory and DATA/mta-sts, a
+// kept unexpired policy applied when discovery fails). Only DNS routing (4) is affected:
+// smarthosts and static routes (other MailDomains) keep their own TLS settings.
+//
+//   - mode enforce (4.1, 4.2, 5): only the MX hosts that match the policy's mx patterns are
+//     tried, in MX order; none matching defers every recipient (4.7.0). Each host must offer
+//     STARTTLS (else 4.7.4) and present, over TLS 1.2 or later, a certificate valid for the MX
+//     host name that chains to the system's roots (Options.RootCAs in tests; else 4.7.5,
+//     "MTA-STS: certificate not valid for mx.example.com: ..."). A failure is that host's
+//     temporary failure: the next host is tried, and when none is left the message stays
+//     queued with the reason in the attempt's log line and in `kubemail queue list`; it
+//     bounces only when the queue lifetime ends. There is no plain-text fallback, and verified
+//     sessions never share idle connections with opportunistic ones.
+//   - mode testing: delivery as without a policy; what enforce would have refused (MX not
+//     matching, no STARTTLS, a failed handshake, a certificate not valid for the host) is
+//     logged ("MTA-STS testing: ...") and counted.
+//   - mode none, or no policy: as above, opportunistic.
+//
+// MTASTSResults (kubemail_delivery_mtasts_total{mode,result}) counts each session under a
+// policy: verified, mx_mismatch, no_starttls, certificate, tls_failed. A domain without a policy
+// costs one TXT lookup a minute (mtasts.Options.NoRecordTTL), through the DNS answer cache.
 //
 // The resolver is a net.Resolver: NewResolver("HOST:PORT") sends the queries to that server
 // (--dns-resolver), NewResolver("") to the name servers of /etc/resolv.conf, both through a
@@ -39,6 +64,9 @@
 //	domain or host has no address (NXDOMAIN, NODATA)   5.4.4   permanent (as Postfix)
 //	null MX                                            5.1.10  permanent (RFC 7505 3.2)
 //	TLS required by the smarthost but unavailable      4.7.5   temporary
+//	MTA-STS enforce: no MX host matches the policy     4.7.0   temporary
+//	MTA-STS enforce: no STARTTLS                       4.7.4   temporary
+//	MTA-STS enforce: certificate or handshake failed   4.7.5   temporary
 //	smarthost without AUTH PLAIN, or AUTH refused      4.7.x   temporary (the operator fixes it)
 //	remote lacks SMTPUTF8 for a UTF-8 address          5.6.7   permanent (RFC 6531 3.5)
 //	writing into a local mailbox failed                4.3.0   temporary
@@ -89,6 +117,7 @@
 //
 // # Not yet
 //
-// MTA-STS/DANE, the DSN extension (RFC 3461) towards the remote server, and
-// conversion of 8-bit bodies for servers without 8BITMIME (they are sent as they are).
+// DANE (RFC 7672) and TLS reporting (RFC 8460), the DSN extension (RFC 3461) towards the remote
+// server, and conversion of 8-bit bodies for servers without 8BITMIME (they are sent as they
+// are).
 package delivery
