@@ -5,6 +5,13 @@
 // with `kubemail server --manifests DIR` works unchanged with `kubectl apply -f DIR`. The one
 // thing a MailDomain's metadata carries is PurgeAnnotation, the addresses whose mail the server
 // is to remove (Config.Purge).
+//
+// Resolve checks again what the CRD validates, so the standalone server, which has no API server
+// in front of it, refuses the same objects, and names the field at fault (ObjectError.Field).
+// spec.antispam.dnsbls becomes Domain.Antispam: each zone a DNS name (lower-cased, without its
+// trailing dot, at most 189 characters so that a reversed IPv6 address fits in a name), listed
+// once; action Reject (the default) or Junk; return codes IPv4 addresses or CIDRs within
+// 127.0.0.0/8; at most MaxDNSBLs lists.
 package config
 
 import (

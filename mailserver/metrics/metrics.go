@@ -34,6 +34,19 @@
 //	                                                            removed (the mailbox left the
 //	                                                            config) or credentials (its
 //	                                                            password hash changed)
+//	kubemail_smtp_messages_junked_total{server,reason}         messages the MX delivered into
+//	                                                            the recipients' Junk folder:
+//	                                                            reason dmarc (a DMARC
+//	                                                            p=quarantine failure) or dnsbl
+//	                                                            (a list with action Junk)
+//	kubemail_dnsbl_lookups_total{zone,result}                  DNSBL lookups of client
+//	                                                            addresses (one per connection
+//	                                                            and list): result listed (a
+//	                                                            hit), not_listed, refused (the
+//	                                                            list answered an error code) or
+//	                                                            error (DNS failure, mail let
+//	                                                            through); zone is a configured
+//	                                                            list, so the set is bounded
 //	kubemail_queue_enqueued_total                              messages put in the queue
 //	kubemail_queue_delivery_attempts_total{result}             one per recipient per attempt:
 //	                                                            delivered, deferred (4xx,
@@ -102,6 +115,28 @@ var SessionsRevoked = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Logged-in sessions ended because a reload removed their mailbox or changed its password, by server (imap, submission) and reason (removed, credentials).",
 }, []string{"server", "reason"})
 
+// Inbound spam defense on the MX (the smtp package counts, see its package doc).
+var (
+	SMTPJunked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "smtp", Name: "messages_junked_total",
+		Help: "Messages delivered into the recipients' Junk folder instead of INBOX, by server and reason (dmarc: a DMARC p=quarantine failure; dnsbl: a DNS blocklist with action Junk).",
+	}, []string{"server", "reason"})
+	DNSBLLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "dnsbl", Name: "lookups_total",
+		Help: "DNS blocklist lookups of client addresses, by list zone and result (listed, not_listed, refused: an error code answer, error: DNS failure).",
+	}, []string{"zone", "result"})
+)
+
+// Label values of the spam defense counters.
+const (
+	JunkDMARC      = "dmarc"
+	JunkDNSBL      = "dnsbl"
+	DNSBLListed    = "listed"
+	DNSBLNotListed = "not_listed"
+	DNSBLRefused   = "refused"
+	DNSBLError     = "error"
+)
+
 // Outbound queue counters; the queue's gauges come from its own collector (QueueCollector).
 var (
 	QueueEnqueued = prometheus.NewCounter(prometheus.CounterOpts{
@@ -141,7 +176,8 @@ const (
 )
 
 var all = []prometheus.Collector{SMTPMessagesAccepted, SMTPRejections, SMTPAuth, IMAPLogins,
-	QueueEnqueued, DeliveryAttempts, QueueExpired, Notices, DeliveryConnections, QuotaRefusals, SessionsRevoked}
+	QueueEnqueued, DeliveryAttempts, QueueExpired, Notices, DeliveryConnections, QuotaRefusals, SessionsRevoked,
+	SMTPJunked, DNSBLLookups}
 
 func init() {
 	// Series with known labels exist from the start at 0, so rate() and alerts see them.
@@ -169,6 +205,9 @@ func init() {
 		for _, reason := range []string{RevokedRemoved, RevokedCredentials} {
 			SessionsRevoked.WithLabelValues(server, reason)
 		}
+	}
+	for _, reason := range []string{JunkDMARC, JunkDNSBL} {
+		SMTPJunked.WithLabelValues("mx", reason)
 	}
 	DeliveryConnections.WithLabelValues("true")
 	DeliveryConnections.WithLabelValues("false")

@@ -12,7 +12,8 @@ import (
 //	Authentication-Results: mx.b.test;
 //		spf=pass smtp.mailfrom=alice@a.test;
 //		dkim=pass header.d=a.test header.i=@a.test;
-//		dmarc=pass header.from=a.test
+//		dmarc=pass header.from=a.test;
+//		iprev=pass policy.iprev=192.0.2.1
 func (v *Verifier) header(res *Result) []byte {
 	var results []authres.Result
 	s := res.SPF
@@ -38,6 +39,10 @@ func (v *Verifier) header(res *Result) []byte {
 			reason = "p=" + string(d.Policy)
 		}
 		results = append(results, &authres.DMARCResult{Value: d.Value, Reason: clean(reason), From: clean(d.From)})
+	}
+	if c := res.IPRev; c != nil {
+		// RFC 8601 2.7.3: policy.iprev is the address checked.
+		results = append(results, &authres.IPRevResult{Value: c.Result, Reason: clean(c.Reason), IP: c.IP.String()})
 	}
 	id := clean(v.Hostname)
 	b := make([]byte, 0, 256)

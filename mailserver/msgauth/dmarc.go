@@ -15,11 +15,12 @@ import (
 
 // DMARCResult is the DMARC evaluation (RFC 7489 6.6) for one From: domain.
 type DMARCResult struct {
-	Value  authres.ResultValue // pass, fail, none, temperror, permerror
-	From   string              // the From: domain
-	Policy dmarc.Policy        // the policy that applies ("" when there is no record)
-	Reason string
-	reject bool
+	Value      authres.ResultValue // pass, fail, none, temperror, permerror
+	From       string              // the From: domain
+	Policy     dmarc.Policy        // the policy that applies ("" when there is no record)
+	Reason     string
+	reject     bool
+	quarantine bool
 }
 
 // policyLookup is the DMARC record found for a From: domain.
@@ -134,8 +135,15 @@ func evaluate(from string, pl policyLookup, spfCheck *SPFCheck, dkims []DKIMResu
 		return r
 	}
 	r.Value = authres.ResultFail
-	// RFC 7489 6.6.4: pct= applies the policy to that share of failing mail only.
-	r.reject = r.Policy == dmarc.PolicyReject && (rec.Percent == nil || rand.IntN(100) < *rec.Percent)
+	// RFC 7489 6.6.4: pct= applies the policy to that share of failing mail only; the rest
+	// gets the next policy down (reject -> quarantine, quarantine -> none).
+	sampled := rec.Percent == nil || rand.IntN(100) < *rec.Percent
+	switch r.Policy {
+	case dmarc.PolicyReject:
+		r.reject, r.quarantine = sampled, !sampled
+	case dmarc.PolicyQuarantine:
+		r.quarantine = sampled
+	}
 	return r
 }
 

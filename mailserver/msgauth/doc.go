@@ -1,8 +1,9 @@
 // Package msgauth is message authentication for kubemail: DKIM keys and signing of outbound
-// mail, and the SPF, DKIM and DMARC checks of inbound mail with their Authentication-Results
-// header field. It is built on github.com/emersion/go-msgauth (DKIM, DMARC records,
-// Authentication-Results) and blitiri.com.ar/go/spf (SPF); every DNS query goes through the
-// *net.Resolver given, as absolute names. The server gives the resolver of
+// mail, the SPF, DKIM, DMARC and iprev checks of inbound mail with their Authentication-Results
+// header field, and DNS blocklist (DNSBL) lookups of client addresses. It is built on
+// github.com/emersion/go-msgauth (DKIM, DMARC records, Authentication-Results) and
+// blitiri.com.ar/go/spf (SPF); every DNS query goes through the *net.Resolver given, as absolute
+// names. The server gives the resolver of
 // delivery.NewResolver, whose cache (subpackage dnscache) keeps answers for their TTL, negative
 // ones too (RFC 2308): the SPF and DMARC records of a sender domain are looked up once per TTL,
 // not once per message.
@@ -58,22 +59,50 @@
 //     organizational domain (relaxed, the default) or the same domain (aspf=s, adkim=s). A
 //     record that cannot be found is dmarc=none; more than one v=DMARC1 record is none too (RFC
 //     7489 6.6.3).
+//   - iprev (RFC 8601 2.7.3, "forward-confirmed reverse DNS"): the PTR names of the client
+//     address, then the A and AAAA records of each (at most 10 names); pass when one of them is
+//     the address, fail when there is no PTR record or no name maps back, temperror when a
+//     lookup failed and nothing passed. StartIPRev runs it in the background from the first
+//     MAIL of a connection (the smtp package starts one per connection). It is recorded only:
+//     nothing is refused or junked for it.
 //
 // Results, as RFC 8601 names them:
 //
 //	spf     none neutral pass fail softfail temperror permerror   (RFC 7208 2.6)
 //	dkim    none (no signature) pass fail neutral temperror permerror (one per signature)
 //	dmarc   none pass fail temperror permerror                     (one per From: domain)
+//	iprev   pass fail temperror                                    (policy.iprev = the address)
 //
 // A DNS failure (SERVFAIL, timeout) is temperror and never refuses mail. DMARC is temperror,
 // not fail, when no aligned pass was found but an aligned SPF or DKIM check failed on DNS:
 // with DNS working it might have passed. Result.Reject is set for a DMARC fail whose policy is
 // reject, for the share of mail pct= names (RFC 7489 6.6.4, sampled at random); the MX then
 // refuses the message with 550 5.7.1 unless a recipient domain has IgnoreDMARCReject (the smtp
-// package). p=quarantine is recorded only: there is no junk folder yet.
+// package). Result.Quarantine is set for a DMARC fail whose policy is quarantine, for the
+// share pct= names, and for a reject policy's failure outside its share (6.6.4: the next policy
+// down), when Reject is not set: the MX delivers the message into every recipient's Junk folder
+// (RFC 7489 6.3, "treat as suspicious"). A quarantine policy's failure outside its share gets
+// none (delivered into INBOX), and so does a p=reject failure a recipient domain chose to
+// deliver (IgnoreDMARCReject: "deliver" means INBOX).
 //
 // The checks of one message are bounded by Verifier.Timeout (20 s) from MAIL (SPF) and from the
 // end of data (DKIM, DMARC); the DMARC record lookups run while the signatures are verified.
+//
+// # DNS blocklists (LookupDNSBL)
+//
+// RFC 5782: a client address is listed in a zone when <reversed address>.<zone> has an A
+// record: an IPv4 address by its octets reversed ("2.0.0.127.zen.example."), an IPv6 address by
+// its 32 nibbles reversed (RFC 5782 2.4); an IPv4-mapped IPv6 address as IPv4. The answers that
+// count are those in the return codes the list is configured with (config.DNSBL.ReturnCodes),
+// or by default any in 127.0.0.0/8 (RFC 5782 2.3), never those in 127.255.255.0/24: Spamhaus
+// answers these when it refuses a query (public resolver, over quota, typing error), and
+// counting them would block every client (DNSBLListing.Refused says one came). For a listed
+// address the TXT record at the same name, when there is one, is the reason (printable ASCII, at
+// most 200 octets, fit for a reply line). NXDOMAIN or no A record is "not listed"; any other
+// failure is an error, and the smtp package then lets the mail through (fail open). A lookup
+// goes through the Verifier's resolver, so answers are cached for their TTL, and is bounded by
+// DefaultDNSBLTimeout (5 s). What the MX does with a listing (554 at RCPT or Junk) is the smtp
+// package's.
 //
 // # Authentication-Results
 //
@@ -83,7 +112,8 @@
 //	Authentication-Results: mx.b.test;
 //		spf=pass smtp.mailfrom=alice@a.test;
 //		dkim=pass header.d=a.test header.i=@a.test;
-//		dmarc=pass reason="p=reject" header.from=a.test
+//		dmarc=pass reason="p=reject" header.from=a.test;
+//		iprev=pass policy.iprev=192.0.2.1
 //
 // The smtp.helo property replaces smtp.mailfrom for the null sender. reason= carries the
 // policy for DMARC and a short cause for errors; DNS error details (which name our resolver) go
@@ -100,8 +130,9 @@
 //   - Forged fields with our authserv-id are removed only when the header section lies within
 //     the first MiB the MX holds in memory (always, in practice; not when the 64 MiB budget of
 //     the smtp package sends a message to a file from its first byte). Ours is on top anyway.
-//   - No ARC (RFC 8617), no DMARC reports (rua/ruf are ignored), no iprev.
-//   - DMARC pct= sampling is random per message; the RFC 7489 6.6.4 "next policy down" for the
-//     unsampled share is not applied (quarantine is recorded only anyway).
+//   - No ARC (RFC 8617), no DMARC reports (rua/ruf are ignored).
+//   - DMARC pct= sampling is random per message.
+//   - iprev's pass does not say which name passed (authres has no property for it); the smtp
+//     package's log line does.
 //   - The public suffix list is the one compiled into golang.org/x/net at build time.
 package msgauth

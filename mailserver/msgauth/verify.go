@@ -137,19 +137,27 @@ type Result struct {
 	SPF   *SPFCheck
 	DKIM  []DKIMResult // one per signature verified; none when the message has none
 	DMARC []DMARCResult
+	// IPRev is the iprev check of the client address, nil when none was made.
+	IPRev *IPRevCheck
 	// Reject is set when DMARC failed for a From: domain whose policy is p=reject (RFC 7489
 	// 6.6.4); RejectDomain names it. Whether to refuse is the receiving domain's choice.
 	Reject       bool
 	RejectDomain string
+	// Quarantine is set when DMARC failed for a From: domain whose policy is p=quarantine, or
+	// p=reject outside the pct= sample (RFC 7489 6.6.4: the next policy down), and the message
+	// is not to be rejected: the MX delivers it into Junk. QuarantineDomain names the domain.
+	Quarantine       bool
+	QuarantineDomain string
 	// Header is the Authentication-Results field (RFC 8601), CRLF-terminated, to prepend.
 	Header []byte
 }
 
 // Verify reads the whole message (as received, without our trace fields), verifies its DKIM
 // signatures, evaluates DMARC for its From: domains with the SPF result (waiting for the check
-// started at MAIL) and returns the result. A DNS failure is recorded as temperror, never as an
-// error; the error is for a message that could not be read.
-func (v *Verifier) Verify(ctx context.Context, spfCheck *SPFCheck, msg io.Reader) (*Result, error) {
+// started at MAIL) and returns the result, with the iprev check's when iprev is not nil
+// (waiting for it too). A DNS failure is recorded as temperror, never as an error; the error is
+// for a message that could not be read.
+func (v *Verifier) Verify(ctx context.Context, spfCheck *SPFCheck, iprev *IPRevCheck, msg io.Reader) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.timeout())
 	defer cancel()
 	br := getReader(msg)
@@ -158,7 +166,7 @@ func (v *Verifier) Verify(ctx context.Context, spfCheck *SPFCheck, msg io.Reader
 	if err != nil && !errors.Is(err, errHeaderTooLong) {
 		return nil, err
 	}
-	res := &Result{SPF: spfCheck}
+	res := &Result{SPF: spfCheck, IPRev: iprev}
 	froms := fromDomains(fields)
 
 	// The DMARC records are looked up while the signatures are verified.
@@ -186,6 +194,9 @@ func (v *Verifier) Verify(ctx context.Context, spfCheck *SPFCheck, msg io.Reader
 		return nil, err
 	}
 	spfCheck.wait(ctx)
+	if iprev != nil {
+		iprev.wait(ctx)
+	}
 	wg.Wait()
 	for i, d := range froms {
 		r := evaluate(d, records[i], spfCheck, res.DKIM)
@@ -193,6 +204,14 @@ func (v *Verifier) Verify(ctx context.Context, spfCheck *SPFCheck, msg io.Reader
 		if r.reject && !res.Reject {
 			res.Reject, res.RejectDomain = true, d
 		}
+		if r.quarantine && !res.Quarantine {
+			res.Quarantine, res.QuarantineDomain = true, d
+		}
+	}
+	if res.Reject {
+		// A message refused, or delivered because the recipient domains chose so, is not
+		// also quarantined for another From: domain: the smtp package decides from Reject.
+		res.Quarantine, res.QuarantineDomain = false, ""
 	}
 	res.Header = v.header(res)
 	return res, nil

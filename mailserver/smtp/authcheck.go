@@ -27,6 +27,12 @@ func (s *session) startChecks(tx *transaction) error {
 		return nil
 	}
 	tx.spf = v.StartSPF(s.ctx, ip, tx.helo, tx.from)
+	if s.iprev == nil {
+		// The client's address is the same for the whole connection: one check serves every
+		// transaction on it.
+		s.iprev = v.StartIPRev(s.ctx, ip)
+	}
+	tx.iprev = s.iprev
 	return nil
 }
 
@@ -39,7 +45,7 @@ func (s *session) authenticate(tx *transaction, body io.Reader) (*spool, []byte,
 	if err != nil {
 		return sp, nil, err
 	}
-	res, err := s.b.opts.Verifier.Verify(s.ctx, tx.spf, sp.reader())
+	res, err := s.b.opts.Verifier.Verify(s.ctx, tx.spf, tx.iprev, sp.reader())
 	if err != nil {
 		return sp, nil, fmt.Errorf("checking the message: %w", err)
 	}
@@ -51,7 +57,18 @@ func (s *session) authenticate(tx *transaction, body io.Reader) (*spool, []byte,
 	for _, d := range res.DMARC {
 		fmt.Fprintf(&sum, " dmarc=%s(%s)", d.Value, d.From)
 	}
+	if c := res.IPRev; c != nil {
+		fmt.Fprintf(&sum, " iprev=%s", c.Result)
+		if c.Name != "" {
+			fmt.Fprintf(&sum, "(%s)", c.Name)
+		}
+	}
 	tx.authResults = sum.String()
+	if res.Quarantine {
+		// RFC 7489 6.3: p=quarantine asks receivers to treat failing mail as suspicious; it
+		// goes into every recipient's Junk folder.
+		tx.quarantine = res.QuarantineDomain
+	}
 	if res.Reject && dmarcRejectEnforced(tx) {
 		s.logRejected("Rejected message", tx, tx.from, "", errDMARCReject,
 			"DMARC policy reject of "+res.RejectDomain+": "+tx.authResults)

@@ -98,6 +98,7 @@ func (s *session) logAccepted(tx *transaction, user *config.Mailbox, size int64)
 	if tx.authResults != "" {
 		attrs = append(attrs, "auth", tx.authResults)
 	}
+	attrs = append(attrs, s.junkAttrs(tx)...)
 	if user != nil {
 		attrs = append(attrs, "user", user.Address)
 	}

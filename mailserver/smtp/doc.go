@@ -30,6 +30,8 @@
 //	      domain not ours, client may not relay         554 5.7.1  Relay access denied
 //	      domain not ours, no queue (Options.Queue nil) 554 5.7.1  outbound not enabled
 //	      relay trick in the local part                 554 5.7.1  (see below)
+//	      MX: client in a Reject DNSBL of the domain    554 5.7.1  Service unavailable; Client host
+//	                                                               [IP] blocked using ZONE (see Spam defense)
 //	      no mailbox, alias or plus-address             550 5.1.1
 //	      SIZE= over this domain's limit                552 5.3.4  (RFC 1870 6.1)
 //	      mailbox at or over its quota                  452 4.2.2  Mailbox full (RFC 3463 X.2.2; see Quota)
@@ -135,6 +137,41 @@
 // The "Accepted message" log line gets an auth attribute summing up the results. Submission,
 // and clients in trusted networks, are not checked and keep the streamed path.
 //
+// # Spam defense (MX)
+//
+// What a Postfix administrator sets up with reject_rbl_client and a Junk folder, declared per
+// MailDomain (config.Domain.Antispam, spec.antispam):
+//
+//   - DNS blocklists (RFC 5782). At the first RCPT for a domain that has lists, the client's
+//     address is looked up in each of the domain's lists not asked yet on this connection, all
+//     at once (msgauth.Verifier.LookupDNSBL: through the server's DNS cache, 5 s each); the
+//     answers are kept for the connection, so a list is asked at most once per connection
+//     (again after STARTTLS, from the cache). The lookup comes before the mailbox lookup, so a
+//     listed client learns nothing of which addresses exist. If a list with action Reject lists
+//     the client, the recipient gets 554 5.7.1 "Service unavailable; Client host [IP] blocked
+//     using ZONE", with "; " and the list's TXT record appended when it has one (Postfix's
+//     reject_rbl_client reply); this counts as a rejected recipient, and recipients in other
+//     domains are unaffected. Otherwise, if a list with action Junk lists it, the recipient's
+//     copy goes into the mailbox's Junk folder. A failed lookup (SERVFAIL, timeout) leaves the
+//     list out, logged: blocklists never refuse mail because DNS is down. An error-code answer
+//     (127.255.255.0/24, Spamhaus refusing our query) never counts and is logged once per list.
+//     Clients in a trusted network, and submission (authenticated users), are never looked up;
+//     nor is anything without Options.Verifier, whose resolver does the lookups.
+//   - DMARC p=quarantine (RFC 7489 6.3): a message whose DMARC result asks for quarantine
+//     (msgauth.Result.Quarantine: a p=quarantine failure within pct=, or a p=reject failure
+//     outside it) goes into every recipient's Junk folder, its Authentication-Results on top.
+//     Only messages the checks above see (the MX, clients outside the trusted networks).
+//   - iprev (RFC 8601 2.7.3) is checked once per connection from the first checked MAIL on, and
+//     recorded in Authentication-Results only.
+//
+// Junk copies are made with store.DeliverToFolders in the same all-or-nothing delivery as the
+// INBOX copies of other recipients (one file, hard links), under the same quota rules: Junk
+// counts towards the quota like any folder. A mailbox without a Junk folder (deleted by its
+// user) gets one again, subscribed. The "Accepted message" line then says folder=Junk, the
+// junk_reason ("dmarc p=quarantine of DOMAIN", "dnsbl ZONE"), and, when only some mailboxes got
+// it there, junked=[...]. Counted in kubemail_smtp_messages_junked_total{reason} and
+// kubemail_dnsbl_lookups_total{zone,result}.
+//
 // # Submission
 //
 // AUTH PLAIN and LOGIN are checked by auth.Authenticator (failures slowed per client, 535 5.7.8).
@@ -159,7 +196,8 @@
 //
 // # Logs
 //
-// One line per accepted message ("Accepted message": id, from, rcpts, mailboxes, size, duration),
+// One line per accepted message ("Accepted message": id, from, rcpts, mailboxes, size, duration,
+// and for checked mail auth and, when it went into Junk, folder and junk_reason),
 // one per refused sender, recipient or message ("Rejected ...": id, code, reason), one per login
 // failure. The id is the queue-style ID of the transaction, also in the Received: header and in
 // the 250 reply.

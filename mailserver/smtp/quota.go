@@ -19,7 +19,16 @@ type quotaStore interface {
 	DeliverWithQuota(ctx context.Context, mailboxes []string, quota store.QuotaFunc, prefix []byte, body io.Reader) (int64, error)
 }
 
-var _ quotaStore = (*store.Store)(nil)
+// folderStore delivers into other folders than INBOX (Junk); *store.Store has it. Options.Store
+// values without it deliver everything into INBOX.
+type folderStore interface {
+	DeliverToFolders(ctx context.Context, targets []store.Target, quota store.QuotaFunc, prefix []byte, body io.Reader) (int64, error)
+}
+
+var (
+	_ quotaStore  = (*store.Store)(nil)
+	_ folderStore = (*store.Store)(nil)
+)
 
 // quotaOf returns the quota of a mailbox (primary address) in the transaction's directory.
 func (tx *transaction) quotaOf(mailbox string) int64 {
@@ -59,6 +68,10 @@ func (s *session) checkQuota(tx *transaction, mb *config.Mailbox) (reason string
 // deliverLocal puts the message into the transaction's mailboxes, checking their quotas when
 // the store can.
 func (s *session) deliverLocal(tx *transaction, prefix []byte, src io.Reader) error {
+	if fs, ok := s.b.opts.Store.(folderStore); ok {
+		_, err := fs.DeliverToFolders(s.ctx, tx.targets(), tx.quotaOf, prefix, src)
+		return err
+	}
 	if qs, ok := s.b.opts.Store.(quotaStore); ok {
 		_, err := qs.DeliverWithQuota(s.ctx, tx.mailboxes, tx.quotaOf, prefix, src)
 		return err

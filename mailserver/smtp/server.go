@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -125,6 +126,8 @@ type backend struct {
 	log  *slog.Logger
 	// spoolMem is the memory held by the spools of messages being checked (see spool).
 	spoolMem atomic.Int64
+	// dnsblRefusals holds the DNSBL zones whose error-code answers were logged (once each).
+	dnsblRefusals sync.Map
 }
 
 // NewSession is called at the first EHLO/HELO of a connection, and again after STARTTLS.

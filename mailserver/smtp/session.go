@@ -40,6 +40,12 @@ type session struct {
 	tx       *transaction
 	rejected int  // rejected recipients on this connection
 	hangUp   bool // 421 sent: refuse whatever the client had pipelined after it
+	// iprev is the client's iprev check, started at the first checked MAIL (MX, clients
+	// outside the trusted networks), once per connection.
+	iprev *msgauth.IPRevCheck
+	// dnsbl holds the DNSBL answers about the client, asked at the first RCPT that needs each
+	// list (see checkDNSBLs).
+	dnsbl map[string]dnsblAnswer
 }
 
 // transaction is the state between MAIL and the end of DATA/BDAT or RSET.
@@ -60,7 +66,13 @@ type transaction struct {
 	// spf is the SPF check started at MAIL when the message is to be verified (MX, clients
 	// outside the trusted networks, Options.Verifier set); nil otherwise.
 	spf         *msgauth.SPFCheck
-	authResults string // summary of the checks, for the log
+	iprev       *msgauth.IPRevCheck // the session's, when spf is set
+	authResults string              // summary of the checks, for the log
+	// junk maps a mailbox to the DNSBL zone (action Junk) that sends its copy into Junk.
+	junk map[string]string
+	// quarantine is the From: domain whose DMARC p=quarantine the message failed: every copy
+	// goes into Junk (RFC 7489 6.3).
+	quarantine string
 }
 
 var (
@@ -169,6 +181,12 @@ func (s *session) checkRecipient(tx *transaction, to string) (reason string, err
 	if trick := relayTrick(addr.local); trick != "" {
 		return trick, errRelayDenied
 	}
+	// Blocklists before the mailbox: a listed client learns nothing of which addresses exist
+	// (Postfix's reject_rbl_client comes before reject_unlisted_recipient too).
+	junkZone, reason, err := s.checkDNSBLs(tx, dom)
+	if err != nil {
+		return reason, err
+	}
 	mb := tx.dir.Lookup(addr.String())
 	if mb == nil {
 		return "unknown local address", errNoSuchUser
@@ -196,6 +214,12 @@ func (s *session) checkRecipient(tx *transaction, to string) (reason string, err
 	if !slices.Contains(tx.mailboxes, mb.Address) {
 		// Aliases, plus-addresses and repeats of one mailbox get one copy.
 		tx.mailboxes = append(tx.mailboxes, mb.Address)
+	}
+	if junkZone != "" {
+		if tx.junk == nil {
+			tx.junk = map[string]string{}
+		}
+		tx.junk[mb.Address] = junkZone
 	}
 	return "", nil
 }

@@ -1,0 +1,98 @@
+package msgauth
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/emersion/go-msgauth/authres"
+)
+
+// maxIPRevNames is how many PTR names of one address are looked up forward (as RFC 7208 4.6.4
+// bounds the names of its ptr mechanism).
+const maxIPRevNames = 10
+
+// IPRevCheck is the iprev check (RFC 8601 2.7.3, "forward-confirmed reverse DNS") of a client
+// address, running in the background from the first MAIL of a connection on.
+type IPRevCheck struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+	IP     netip.Addr
+	// Result is pass (a PTR name of IP has IP among its addresses), fail (no PTR record, or
+	// none of its names maps back) or temperror (a lookup failed and nothing passed).
+	Result authres.ResultValue
+	Name   string // the name that mapped back, for pass
+	Reason string // why, for fail and temperror
+}
+
+// StartIPRev begins the iprev check of ip and returns at once; Verify waits for it. The check
+// ends with ctx or after the Verifier's timeout.
+func (v *Verifier) StartIPRev(ctx context.Context, ip netip.Addr) *IPRevCheck {
+	ctx, cancel := context.WithTimeout(ctx, v.timeout())
+	c := &IPRevCheck{done: make(chan struct{}), cancel: cancel, IP: ip.Unmap()}
+	go func() {
+		defer cancel()
+		defer close(c.done)
+		defer func() {
+			if p := recover(); p != nil {
+				v.log().Error("Recovered from a panic in the iprev check", "ip", c.IP, "panic", p)
+				c.Result, c.Reason = authres.ResultTempError, "internal error"
+			}
+		}()
+		c.Result, c.Name, c.Reason = v.iprev(ctx, c.IP)
+	}()
+	return c
+}
+
+// Cancel stops the check; its result is then temperror if it had not finished.
+func (c *IPRevCheck) Cancel() { c.cancel() }
+
+func (c *IPRevCheck) wait(ctx context.Context) {
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.cancel()
+		<-c.done
+	}
+}
+
+// iprev looks up the PTR names of ip, then the A and AAAA records of each (at most 10): pass
+// when one of them is ip (RFC 8601 2.7.3).
+func (v *Verifier) iprev(ctx context.Context, ip netip.Addr) (result authres.ResultValue, name, reason string) {
+	r := v.resolver()
+	names, err := r.LookupAddr(ctx, ip.String())
+	var dnsErr *net.DNSError
+	switch {
+	case len(names) > 0:
+		// Go's resolver drops malformed names and reports them as an error; the rest count.
+	case err == nil || errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return authres.ResultFail, "", "no PTR record"
+	default:
+		v.log().Info("Failed looking up a PTR record", "ip", ip, "err", err)
+		return authres.ResultTempError, "", "DNS lookup failed"
+	}
+	temp := false
+	for i, n := range names {
+		if i == maxIPRevNames {
+			break
+		}
+		addrs, err := r.LookupNetIP(ctx, "ip", strings.TrimSuffix(n, ".")+".")
+		if err != nil {
+			if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+				temp = true
+			}
+			continue
+		}
+		for _, a := range addrs {
+			if a.Unmap() == ip {
+				return authres.ResultPass, strings.TrimSuffix(n, "."), ""
+			}
+		}
+	}
+	if temp {
+		return authres.ResultTempError, "", "DNS lookup failed"
+	}
+	return authres.ResultFail, "", "no PTR name maps back to the address"
+}
