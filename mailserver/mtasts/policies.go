@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/idna"
 )
 
 // Options configure Policies. Zero fields take the defaults.
@@ -94,6 +96,9 @@ func New(opts Options) *Policies {
 // policy (or none).
 func (p *Policies) Lookup(ctx context.Context, domain string) *Policy {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	if a, err := idna.Lookup.ToASCII(domain); err == nil {
+		domain = a // an SMTPUTF8 recipient's domain: its A-labels name the records
+	}
 	if !isHostname(domain) {
 		return nil
 	}
@@ -169,6 +174,9 @@ func (p *Policies) refresh(ctx context.Context, domain, id string, cached *Polic
 	pol, body, err := p.fetch(ctx, domain)
 	now := p.opts.Now()
 	if err != nil {
+		if ctx.Err() != nil {
+			return cached // the delivery was cancelled (a shutdown): not the policy host's fault
+		}
 		p.mu.Lock()
 		if len(p.failedAt) >= maxNoRecord {
 			clear(p.failedAt)

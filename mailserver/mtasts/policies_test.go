@@ -234,3 +234,16 @@ func (l *logBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// An SMTPUTF8 recipient's domain is looked up by its A-labels.
+func TestLookupOfAnInternationalizedDomain(t *testing.T) {
+	w := newWorld(t)
+	idn := deliverytest.StartPolicyServer(t, w.ca, "127.0.0.4", "mta-sts.xn--bcher-kva.test")
+	idn.Set(strings.Replace(enforceB, "mx.b.test", "mx.xn--bcher-kva.test", 1))
+	w.dns.SetA("mta-sts.xn--bcher-kva.test", "127.0.0.4")
+	w.dns.SetTXT("_mta-sts.xn--bcher-kva.test", "v=STSv1; id=1;")
+	p := w.policies(func(o *mtasts.Options) { o.HTTPSPort = idn.Port() })
+	if pol := lookup(t, p, "Bücher.test"); pol == nil || !pol.Match("mx.xn--bcher-kva.test") {
+		t.Fatalf("policy %+v", pol)
+	}
+}
