@@ -126,3 +126,30 @@ func TestIPRev(t *testing.T) {
 		}
 	}
 }
+
+// Connections from one address within a minute share its iprev check; a temperror is not
+// shared, so the next connection asks again.
+func TestIPRevSharedAcrossConnections(t *testing.T) {
+	dns := dnstest.Start(t)
+	dns.AddPTR("192.0.2.1", "mx.good.test")
+	dns.AddAddr("mx.good.test", "192.0.2.1")
+	dns.SetServfail("5.2.0.192.in-addr.arpa", true)
+	v := verifierFor(dns)
+	check := func(ip string) *msgauth.IPRevCheck {
+		c := v.StartIPRev(context.Background(), netip.MustParseAddr(ip))
+		if _, err := v.Verify(context.Background(), v.StartSPF(context.Background(), netip.MustParseAddr(ip), "helo.test", ""), c,
+			strings.NewReader("From: x@nowhere.test\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if a, b := check("192.0.2.1"), check("192.0.2.1"); a != b || a.Result != authres.ResultPass {
+		t.Errorf("two connections from one address got checks %p (%s) and %p", a, a.Result, b)
+	}
+	if n := dns.Queries("PTR", "1.2.0.192.in-addr.arpa"); n != 1 {
+		t.Errorf("PTR of 192.0.2.1 asked %d times, want 1", n)
+	}
+	if a, b := check("192.0.2.5"), check("192.0.2.5"); a == b || b.Result != authres.ResultTempError {
+		t.Errorf("a temperror check was shared (%p, %p, %s)", a, b, b.Result)
+	}
+}

@@ -63,8 +63,10 @@
 //     address, then the A and AAAA records of each (at most 10 names); pass when one of them is
 //     the address, fail when there is no PTR record or no name maps back, temperror when a
 //     lookup failed and nothing passed. StartIPRev runs it in the background from the first
-//     MAIL of a connection (the smtp package starts one per connection). It is recorded only:
-//     nothing is refused or junked for it.
+//     MAIL of a connection; a check of the same address begun within the last minute is shared
+//     (unless it ended in temperror), so a sender opening many connections costs one check a
+//     minute (up to 10,000 addresses kept). It is recorded only: nothing is refused or junked
+//     for it.
 //
 // Results, as RFC 8601 names them:
 //

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/emersion/go-msgauth/authres"
 )
@@ -27,11 +29,58 @@ type IPRevCheck struct {
 	Reason string // why, for fail and temperror
 }
 
-// StartIPRev begins the iprev check of ip and returns at once; Verify waits for it. The check
-// ends with ctx or after the Verifier's timeout.
+// iprevReuse is how long the result of an address's check serves new connections from it: a
+// busy sender opens many connections a minute, and each check is a PTR and one or more address
+// lookups (cheap from the DNS cache, but not free: the bench's one connection per message spent
+// a third of its throughput on them). A temperror result is not reused.
+const iprevReuse = time.Minute
+
+// maxIPRevCache bounds the addresses whose results are kept; when full, it starts over.
+const maxIPRevCache = 10000
+
+type iprevCache struct {
+	mu      sync.Mutex
+	entries map[netip.Addr]iprevEntry
+}
+
+type iprevEntry struct {
+	check   *IPRevCheck
+	expires time.Time
+}
+
+// StartIPRev begins the iprev check of ip and returns at once; Verify waits for it. A check of
+// the same address begun within the last minute (still running, or finished other than with
+// temperror) is shared instead; so the check runs on its own context, bounded by the
+// Verifier's timeout, not on ctx.
 func (v *Verifier) StartIPRev(ctx context.Context, ip netip.Addr) *IPRevCheck {
-	ctx, cancel := context.WithTimeout(ctx, v.timeout())
-	c := &IPRevCheck{done: make(chan struct{}), cancel: cancel, IP: ip.Unmap()}
+	ip = ip.Unmap()
+	now := time.Now()
+	v.iprevs.mu.Lock()
+	defer v.iprevs.mu.Unlock()
+	if e, ok := v.iprevs.entries[ip]; ok && now.Before(e.expires) && !e.check.failedTemporarily() {
+		return e.check
+	}
+	if v.iprevs.entries == nil || len(v.iprevs.entries) >= maxIPRevCache {
+		v.iprevs.entries = map[netip.Addr]iprevEntry{}
+	}
+	c := v.startIPRev(ip)
+	v.iprevs.entries[ip] = iprevEntry{check: c, expires: now.Add(iprevReuse)}
+	return c
+}
+
+// failedTemporarily reports whether the check is over with temperror.
+func (c *IPRevCheck) failedTemporarily() bool {
+	select {
+	case <-c.done:
+		return c.Result == authres.ResultTempError
+	default:
+		return false
+	}
+}
+
+func (v *Verifier) startIPRev(ip netip.Addr) *IPRevCheck {
+	ctx, cancel := context.WithTimeout(context.Background(), v.timeout())
+	c := &IPRevCheck{done: make(chan struct{}), cancel: cancel, IP: ip}
 	go func() {
 		defer cancel()
 		defer close(c.done)
@@ -46,15 +95,14 @@ func (v *Verifier) StartIPRev(ctx context.Context, ip netip.Addr) *IPRevCheck {
 	return c
 }
 
-// Cancel stops the check; its result is then temperror if it had not finished.
-func (c *IPRevCheck) Cancel() { c.cancel() }
-
-func (c *IPRevCheck) wait(ctx context.Context) {
+// wait waits for the check, or until ctx ends; the result is then temperror for this message
+// (the check goes on for the others that share it).
+func (c *IPRevCheck) wait(ctx context.Context) *IPRevCheck {
 	select {
 	case <-c.done:
+		return c
 	case <-ctx.Done():
-		c.cancel()
-		<-c.done
+		return &IPRevCheck{IP: c.IP, Result: authres.ResultTempError, Reason: "DNS lookup timed out"}
 	}
 }
 

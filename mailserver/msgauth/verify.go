@@ -33,6 +33,8 @@ type Verifier struct {
 	// Timeout bounds the checks of one message, from MAIL on; 0 means DefaultTimeout.
 	Timeout time.Duration
 	Logger  *slog.Logger
+
+	iprevs iprevCache // recent iprev checks by address (see StartIPRev)
 }
 
 func (v *Verifier) resolver() *net.Resolver {
@@ -195,7 +197,7 @@ func (v *Verifier) Verify(ctx context.Context, spfCheck *SPFCheck, iprev *IPRevC
 	}
 	spfCheck.wait(ctx)
 	if iprev != nil {
-		iprev.wait(ctx)
+		res.IPRev = iprev.wait(ctx)
 	}
 	wg.Wait()
 	for i, d := range froms {
