@@ -141,5 +141,9 @@
 // Every change made through the store (delivery, append, flags, expunge, folder operations) is
 // reported at once to observers of the folder (the IMAP server's mailbox trackers), so an IDLE
 // client learns of new mail immediately. Changes made by other processes are noticed on the next
-// Poll, which rescans a folder when the mtime of its new/ or cur/ directory has changed.
+// Poll, which rescans a folder when the mtime of its new/ or cur/ directory has changed. A
+// directory timestamp can be coarse (the jiffy clock of Linux before 6.13, seconds on some NFS
+// servers), so a change in the same tick as our last scan would leave it unchanged: a stamp
+// younger than two seconds when recorded is racy, and the first poll after those two seconds
+// rescans once regardless (as git and Dovecot do).
 package store

@@ -66,7 +66,8 @@ type Folder struct {
 	msgs        []Message // in UID order: msgs[i] has sequence number i+1
 	curStamp    time.Time // mtime of cur/ after our last scan or change
 	newStamp    time.Time
-	keywords    []string // every keyword seen in the folder since it was loaded, sorted
+	racyUntil   time.Time // when a stamp may be shared by a later change: rescan once after it
+	keywords    []string  // every keyword seen in the folder since it was loaded, sorted
 	attachment  any
 	observer    Observer
 	scanQueued  atomic.Bool
@@ -241,14 +242,30 @@ func (f *Folder) fillSize(m *Message, sub string) bool {
 	return true
 }
 
+// racyWindow bounds how coarse a filesystem's directory timestamps may be: a change by another
+// process within the same tick as our last scan leaves the mtime as we recorded it. Linux before
+// 6.13 stamps with the jiffy clock (4 ms at HZ=250), some NFS servers and FAT with seconds.
+var racyWindow = 2 * time.Second
+
 // stampLocked records the directories' mtimes, so Refresh can tell later changes by others.
+// A stamp younger than racyWindow is racy (git's rule; Dovecot's too): the first Refresh after
+// the window has passed rescans once even if the mtime has not moved, so a change that shared
+// the tick is found then. That is at most one extra scan per burst of changes.
 func (f *Folder) stampLocked() {
-	if fi, err := os.Stat(filepath.Join(f.dir, "cur")); err == nil {
-		f.curStamp = fi.ModTime()
+	now := time.Now()
+	f.racyUntil = time.Time{}
+	stamp := func(sub string, into *time.Time) {
+		fi, err := os.Stat(filepath.Join(f.dir, sub))
+		if err != nil {
+			return
+		}
+		*into = fi.ModTime()
+		if until := into.Add(racyWindow); now.Before(until) && until.After(f.racyUntil) {
+			f.racyUntil = until
+		}
 	}
-	if fi, err := os.Stat(filepath.Join(f.dir, "new")); err == nil {
-		f.newStamp = fi.ModTime()
-	}
+	stamp("cur", &f.curStamp)
+	stamp("new", &f.newStamp)
 }
 
 func readNames(dir string) ([]string, error) {
@@ -295,7 +312,8 @@ func (f *Folder) refreshLocked() error {
 	if errCur != nil || errNew != nil {
 		return errors.Join(errCur, errNew)
 	}
-	full := !cur.ModTime().Equal(f.curStamp)
+	full := !cur.ModTime().Equal(f.curStamp) ||
+		!f.racyUntil.IsZero() && !time.Now().Before(f.racyUntil) // a racy stamp: check once
 	if !full && nw.ModTime().Equal(f.newStamp) {
 		return nil
 	}

@@ -387,3 +387,48 @@ func TestNewKeywordsAreAnnounced(t *testing.T) {
 		t.Errorf("Keywords() = %v", kws)
 	}
 }
+
+// A filesystem with coarse directory timestamps (Linux before 6.13, some NFS servers) can give
+// another process's change the mtime we recorded at our last scan. The change is still found:
+// by the first refresh once the racy window has passed, and only then.
+func TestChangeInTheSameTimestampTick(t *testing.T) {
+	defer func(w time.Duration) { racyWindow = w }(racyWindow)
+	racyWindow = 300 * time.Millisecond
+	s, data := openTestStore(t)
+	deliver(t, s, "alice@example.test", "Subject: a\r\n\r\n")
+	a, _ := s.Account("alice@example.test")
+	inbox, _ := a.Folder("INBOX")
+	if err := inbox.Refresh(); err != nil { // settle: every message in cur/, stamps recorded
+		t.Fatal(err)
+	}
+	cur := filepath.Join(data, "mail", "example.test", "alice", "cur")
+	before, err := os.Stat(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// mutt marks the message read, and the directory keeps the mtime it had (the same tick).
+	m := messages(t, inbox)[0]
+	if err := os.Rename(filepath.Join(cur, m.file), filepath.Join(cur, m.base+":2,S")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(cur, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !messages(t, inbox)[0].Has(`\Seen`) {
+		if time.Now().After(deadline) {
+			t.Fatal(`the \Seen flag set in the same timestamp tick as the last scan was never found`)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if err := inbox.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Found: the stamp recorded by that scan is no longer racy, so refreshes are cheap again.
+	inbox.mu.Lock()
+	racy := !inbox.racyUntil.IsZero() && time.Since(before.ModTime()) > racyWindow
+	inbox.mu.Unlock()
+	if racy {
+		t.Error("the stamp stayed racy after the window: every refresh would rescan")
+	}
+}
