@@ -21,6 +21,9 @@
 //     destination; no bounce of a bounce.
 //   - queuecmd_test: `kubemail queue` list, delete and retry against the running server.
 //   - msgauth_test: DKIM, SPF and DMARC pass at B for A's mail; a DMARC p=reject forgery is refused.
+//   - mtasts_test: b.test publishes MTA-STS enforce; A defers while B's certificate is self-signed
+//     (reason logged, nothing at B) and delivers over TLS once B has a certificate from the CA A
+//     trusts.
 //
 // The tests bind port 25 and run Postfix, so they need root; as a non-root user, or without
 // python3 or Postfix, they skip on a developer machine and fail under CI=true (`make test-deps`
