@@ -37,9 +37,9 @@ type MailDomainReconciler struct {
 	dns    *dnsChecks
 }
 
-// +kubebuilder:rbac:groups=mail.kubemail.io,resources=maildomains;mailboxes;relaypolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=mail.kubemail.io,resources=maildomains;mailboxes;mailgroups;relaypolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=mail.kubemail.io,resources=mailboxes,verbs=patch
-// +kubebuilder:rbac:groups=mail.kubemail.io,resources=maildomains/status;mailboxes/status;relaypolicies/status,verbs=get;patch
+// +kubebuilder:rbac:groups=mail.kubemail.io,resources=maildomains/status;mailboxes/status;mailgroups/status;relaypolicies/status,verbs=get;patch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=services;configmaps;secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch

@@ -1,4 +1,4 @@
-// Package v1alpha1 holds the kubemail API: MailDomain, Mailbox and RelayPolicy.
+// Package v1alpha1 holds the kubemail API: MailDomain, Mailbox, MailGroup and RelayPolicy.
 //
 // These types are the only schema of kubemail. The operator reconciles them in a cluster, and
 // `kubemail server --manifests DIR` reads the very same YAML on one machine; both resolve them
@@ -27,6 +27,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 	scheme.AddKnownTypes(GroupVersion,
 		&MailDomain{}, &MailDomainList{},
 		&Mailbox{}, &MailboxList{},
+		&MailGroup{}, &MailGroupList{},
 		&RelayPolicy{}, &RelayPolicyList{},
 	)
 	metav1AddToGroupVersion(scheme)

@@ -107,7 +107,7 @@ func TestChart(t *testing.T) {
 	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
 	must(t, err)
 	eventually(t, "the chart's CRDs are established", func() error {
-		for _, name := range []string{"maildomains", "mailboxes", "relaypolicies"} {
+		for _, name := range []string{"maildomains", "mailboxes", "mailgroups", "relaypolicies"} {
 			var crd apiextensionsv1.CustomResourceDefinition
 			if err := k8s.Get(ctx, client.ObjectKey{Name: name + ".mail.kubemail.io"}, &crd); err != nil {
 				return err
