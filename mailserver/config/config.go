@@ -12,6 +12,19 @@
 // trailing dot, at most 189 characters so that a reversed IPv6 address fits in a name), listed
 // once; action Reject (the default) or Junk; return codes IPv4 addresses or CIDRs within
 // 127.0.0.0/8; at most MaxDNSBLs lists.
+//
+// MailGroups (distribution lists) become Config.Groups, resolved after the Mailboxes: the address
+// in a served domain and nobody else's (no Mailbox's address or alias, no other group's; the
+// first object in namespace/name order keeps it), acceptFrom Anyone (default), Members or
+// Domain, 1 to MaxGroupExpansion members. A member in one of our domains must be a mailbox's
+// address, alias or plus-address, or another group's address; other members are any dot-atom
+// address (plus-addresses included). Nested groups are expanded at resolve time into
+// Group.Expanded (local members as their mailbox's primary address, each address once); a loop
+// ("group loop: a → b → a"), a nested group with errors, or more than MaxGroupExpansion
+// addresses is an error on spec.members[i], the member where it starts. A group's bounce
+// address is "local+bounces@domain" (Group.BounceAddress): Directory.Lookup delivers it into
+// the domain's postmaster mailbox (postmaster@domain, an address or alias), and when the domain
+// has none it is unknown like any other address.
 package config
 
 import (
@@ -31,6 +44,8 @@ type Config struct {
 	Domains []Domain `json:"domains"`
 	// Mailboxes, sorted by address.
 	Mailboxes []Mailbox `json:"mailboxes"`
+	// Groups are the MailGroups (distribution lists), sorted by address.
+	Groups []Group `json:"groups,omitempty"`
 	// RelayPolicies, in the order of their object names.
 	RelayPolicies []RelayPolicy `json:"relayPolicies,omitempty"`
 	// Purge lists the addresses, sorted, whose Maildir the server removes when it loads this

@@ -12,6 +12,7 @@ type Directory struct {
 	cfg       *Config
 	domains   map[string]*Domain
 	addresses map[string]*Mailbox // primary addresses and aliases
+	groups    map[string]*Group   // group addresses
 	trusted   []netip.Prefix      // every RelayPolicy's trustedNetworks
 }
 
@@ -21,6 +22,10 @@ func NewDirectory(cfg *Config) *Directory {
 		cfg:       cfg,
 		domains:   make(map[string]*Domain, len(cfg.Domains)),
 		addresses: make(map[string]*Mailbox, len(cfg.Mailboxes)),
+		groups:    make(map[string]*Group, len(cfg.Groups)),
+	}
+	for i := range cfg.Groups {
+		d.groups[cfg.Groups[i].Address] = &cfg.Groups[i]
 	}
 	for i := range cfg.Domains {
 		d.domains[cfg.Domains[i].Name] = &cfg.Domains[i]
@@ -75,7 +80,9 @@ func (d *Directory) Mailbox(addr string) *Mailbox {
 
 // Lookup returns the mailbox that mail to addr is delivered into: by primary address, alias, or
 // a plus-address ("alice+tag@example.test" reaches alice@example.test) when no mailbox or alias
-// has the exact address. It returns nil when no mailbox takes the address.
+// has the exact address. A group's bounce address ("team+bounces@example.test", see
+// Group.BounceAddress) reaches the domain's postmaster mailbox. It returns nil when no mailbox
+// takes the address.
 func (d *Directory) Lookup(addr string) *Mailbox {
 	local, domain, ok := SplitAddress(addr)
 	if !ok {
@@ -85,7 +92,28 @@ func (d *Directory) Lookup(addr string) *Mailbox {
 		return mb
 	}
 	if plus := strings.IndexByte(local, '+'); plus > 0 {
-		return d.addresses[local[:plus]+"@"+domain]
+		base := local[:plus] + "@" + domain
+		if d.groups[base] != nil && local[plus+1:] == BouncesTag {
+			return d.addresses["postmaster@"+domain]
+		}
+		return d.addresses[base]
+	}
+	return nil
+}
+
+// Group returns the group that mail to addr goes to: by its address or a plus-address of it
+// ("team+tag@example.test"), except the group's bounce address, which Lookup answers. It returns
+// nil when addr is no group's.
+func (d *Directory) Group(addr string) *Group {
+	local, domain, ok := SplitAddress(addr)
+	if !ok {
+		return nil
+	}
+	if g := d.groups[local+"@"+domain]; g != nil {
+		return g
+	}
+	if plus := strings.IndexByte(local, '+'); plus > 0 && local[plus+1:] != BouncesTag {
+		return d.groups[local[:plus]+"@"+domain]
 	}
 	return nil
 }

@@ -152,6 +152,10 @@ func decodeObject(where string, js []byte, objs *Objects, src Sources) error {
 		objs.Mailboxes = append(objs.Mailboxes, v1alpha1.Mailbox{})
 		o := &objs.Mailboxes[len(objs.Mailboxes)-1]
 		target, meta = o, &o.ObjectMeta
+	case tm.APIVersion == v1alpha1.GroupVersion.String() && tm.Kind == "MailGroup":
+		objs.MailGroups = append(objs.MailGroups, v1alpha1.MailGroup{})
+		o := &objs.MailGroups[len(objs.MailGroups)-1]
+		target, meta = o, &o.ObjectMeta
 	case tm.APIVersion == v1alpha1.GroupVersion.String() && tm.Kind == "RelayPolicy":
 		objs.RelayPolicies = append(objs.RelayPolicies, v1alpha1.RelayPolicy{})
 		o := &objs.RelayPolicies[len(objs.RelayPolicies)-1]
@@ -163,7 +167,7 @@ func decodeObject(where string, js []byte, objs *Objects, src Sources) error {
 	case tm.Kind == "" || tm.APIVersion == "":
 		return fmt.Errorf("%s: apiVersion and kind are required", where)
 	default:
-		return fmt.Errorf("%s: %s %q: kind %q of apiVersion %q is not one kubemail reads (MailDomain, Mailbox, RelayPolicy of %s; Secret of v1)",
+		return fmt.Errorf("%s: %s %q: kind %q of apiVersion %q is not one kubemail reads (MailDomain, Mailbox, MailGroup, RelayPolicy of %s; Secret of v1)",
 			where, tm.Kind, qualified(head.Metadata.Namespace, head.Metadata.Name), tm.Kind, tm.APIVersion, v1alpha1.GroupVersion)
 	}
 	object := fmt.Sprintf("%s %q", tm.Kind, qualified(head.Metadata.Namespace, head.Metadata.Name))

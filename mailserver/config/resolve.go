@@ -15,10 +15,11 @@ import (
 )
 
 // Objects are the API objects one mail server is configured from, as `kubectl get` would return
-// them: MailDomains, Mailboxes, RelayPolicies and the Secrets they reference.
+// them: MailDomains, Mailboxes, MailGroups, RelayPolicies and the Secrets they reference.
 type Objects struct {
 	MailDomains   []v1alpha1.MailDomain
 	Mailboxes     []v1alpha1.Mailbox
+	MailGroups    []v1alpha1.MailGroup
 	RelayPolicies []v1alpha1.RelayPolicy
 	Secrets       []corev1.Secret
 }
@@ -71,6 +72,7 @@ func Resolve(objs Objects, hash PasswordHasher) (*Config, error) {
 	for i := range mailboxes {
 		r.mailbox(&mailboxes[i], hash)
 	}
+	r.groups(objs.MailGroups)
 	policies := append([]v1alpha1.RelayPolicy(nil), objs.RelayPolicies...)
 	sort.Slice(policies, func(i, j int) bool { return policies[i].Name < policies[j].Name })
 	for i := range policies {
@@ -88,7 +90,7 @@ func Resolve(objs Objects, hash PasswordHasher) (*Config, error) {
 type resolver struct {
 	cfg     *Config
 	secrets map[string]*corev1.Secret
-	seen    map[string]string // address -> "Mailbox ns/name" that claimed it
+	seen    map[string]string // address -> "Mailbox ns/name" or "MailGroup ns/name" that claimed it
 	errs    Errors
 }
 
