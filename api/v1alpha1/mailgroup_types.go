@@ -88,4 +88,3 @@ type MailGroupList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []MailGroup `json:"items"`
 }
-
