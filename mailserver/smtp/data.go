@@ -52,8 +52,11 @@ func (s *session) deliver(r io.Reader) error {
 		}
 		prefix, src = append(results, prefix...), sp.reader()
 	}
+	var groupIDs []string
 	switch {
 	case err != nil:
+	case len(tx.groups) > 0:
+		groupIDs, err = s.deliverGroups(tx, prefix, src)
 	case len(tx.remote) > 0:
 		// One sink for the whole message: the queue delivers the local recipients too.
 		rcpts := append(slices.Clone(tx.mailboxes), tx.remote...)
@@ -62,7 +65,7 @@ func (s *session) deliver(r io.Reader) error {
 		err = s.deliverLocal(tx, prefix, src)
 	}
 	if err == nil && body.err == nil {
-		s.logAccepted(tx, user, body.n)
+		s.logAccepted(tx, user, body.n, groupIDs)
 		return reply(250, gosmtp.EnhancedCode{2, 0, 0}, "OK: queued as "+tx.id)
 	}
 	if body.err != nil {
@@ -73,6 +76,10 @@ func (s *session) deliver(r io.Reader) error {
 			closeRead(s.conn.Conn())
 		}
 		return rep
+	}
+	if errors.Is(err, errGroupLoopMark) {
+		s.logRejected("Rejected message", tx, tx.from, "", errGroupLoop, err.Error())
+		return errGroupLoop
 	}
 	if rep := s.quotaReply(tx, err); rep != nil {
 		return rep
@@ -91,7 +98,7 @@ func (s *session) deliver(r io.Reader) error {
 	return rep
 }
 
-func (s *session) logAccepted(tx *transaction, user *config.Mailbox, size int64) {
+func (s *session) logAccepted(tx *transaction, user *config.Mailbox, size int64, groupIDs []string) {
 	metrics.SMTPAccepted(s.b.role.String(), len(tx.remote) > 0)
 	attrs := []any{"id", tx.id, "from", tx.from, "rcpts", tx.rcpts, "mailboxes", tx.mailboxes,
 		"size", size, "duration", time.Since(tx.start).Round(time.Microsecond), "tls", s.tls != nil}
@@ -99,6 +106,13 @@ func (s *session) logAccepted(tx *transaction, user *config.Mailbox, size int64)
 		attrs = append(attrs, "auth", tx.authResults)
 	}
 	attrs = append(attrs, s.junkAttrs(tx)...)
+	if len(tx.groups) > 0 {
+		groups := make([]string, len(tx.groups))
+		for i, g := range tx.groups {
+			groups[i] = g.Address
+		}
+		attrs = append(attrs, "groups", groups, "group_copies", groupIDs)
+	}
 	if user != nil {
 		attrs = append(attrs, "user", user.Address)
 	}

@@ -32,7 +32,8 @@
 //	      relay trick in the local part                 554 5.7.1  (see below)
 //	      MX: client in a Reject DNSBL of the domain    554 5.7.1  Service unavailable; Client host
 //	                                                               [IP] blocked using ZONE (see Spam defense)
-//	      no mailbox, alias or plus-address             550 5.1.1
+//	      group: sender not allowed by acceptFrom       550 5.7.1  (names the policy; see Groups)
+//	      no mailbox, alias, group or plus-address      550 5.1.1
 //	      SIZE= over this domain's limit                552 5.3.4  (RFC 1870 6.1)
 //	      mailbox at or over its quota                  452 4.2.2  Mailbox full (RFC 3463 X.2.2; see Quota)
 //	      SIZE= would take the mailbox past its quota   452 4.2.2  (RFC 1870 6.1)
@@ -45,6 +46,7 @@
 //	      a line over 2000 octets                       500 5.5.2, then go-smtp's 500 5.4.0 and close
 //	      no data for the idle timeout                  421 4.4.2, connection closed
 //	      DMARC fail, From: domain has p=reject         550 5.7.1  (MX with Options.Verifier; RFC 7489 6.6.4)
+//	      a group's X-Loop field in the header          554 5.4.6  (RFC 5321 6.3; see Groups)
 //	      a recipient mailbox would pass its quota      452 4.2.2  for the whole transaction (see Quota)
 //	      larger than every recipient mailbox's quota   552 5.2.3
 //	      store failure                                 451 4.3.0, or 452 4.3.1 when the disk is full
@@ -106,6 +108,52 @@
 //   - address literals "user@[192.0.2.1]" are never ours.
 //
 // Local parts compare case-insensitively, as the config stores addresses in lower case.
+//
+// # Groups (distribution lists)
+//
+// A MailGroup's address, or a plus-address of it ("team+x@"), is a recipient like a mailbox's
+// (config.Directory.Group; a mailbox or alias of the same address cannot exist). It counts as one
+// recipient towards the limits and takes its domain's size limit; its members are not checked
+// against their quotas at RCPT. acceptFrom decides at RCPT, with 550 5.7.1 naming the policy:
+//
+//   - Anyone: every sender, on either server.
+//   - Members: the authenticated user's mailbox (submission) is a member, or the envelope sender
+//     is one: a mailbox of ours by any of its addresses, or a remote member's address in any
+//     case. On the MX this trusts the envelope sender, as list servers do; DMARC p=reject
+//     (see Authenticity) is what stops a forged member of a domain that publishes it. The null
+//     sender is never a member.
+//   - Domain: the envelope sender is in the group's domain and vouched for: an authenticated
+//     user (submission) or a client in a trusted network. Anyone else, on the MX, is refused.
+//
+// At the end of the data the members are worked out (config.Group.Expanded: nested groups are
+// already flat, loops refused by config.Resolve): each address once across the transaction, so
+// a member who is also a direct recipient, or in two groups of the transaction, gets one copy.
+// Each group's copy goes to the outbound queue as one message with the envelope sender
+// rewritten to the group's bounce address "local+bounces@domain" (config.Group.BounceAddress),
+// local members included, and an "X-Loop: <group address>" field under our Received:. Why:
+//
+//   - RFC 5321 3.9.2: a list's copies carry the list's own address as reverse-path, so bounces
+//     from members never go back to the original (possibly outside) sender. The bounce address
+//     delivers into the domain's postmaster mailbox (postmaster@domain, an address or alias),
+//     which is what a mail administrator expects of bounces nobody else owns; a domain without
+//     one refuses mail to it (550 5.1.1) and the queue's own notices to it are logged and dropped.
+//   - No open relay: a group reaches only its declared members; an outside sender cannot name
+//     any other remote recipient through it.
+//   - Quota: the queue delivers the local members' copies (delivery.Client's local route), where
+//     a full mailbox gets 4.2.2 and is retried from the queue while the other members have theirs;
+//     one full member never fails the whole group's transaction.
+//   - Loops: a message whose header (its first 256 KiB) already has "X-Loop: <group address>" of
+//     a group in the transaction went through that group: the whole transaction is refused with
+//     554 5.4.6, so the previous hop bounces it (to the group's bounce address when that hop was
+//     a member's forwarding) instead of it circling.
+//
+// The direct recipients of the same transaction are delivered as without groups, after the group
+// copies are queued; with both, the message is spooled once (see Authenticity) and read again for
+// each. If a later step fails (a direct mailbox full, the disk), the group copies already queued
+// are deleted again (queue Delete) before the 4xx, so the client's retry does not duplicate them;
+// only a copy the queue delivered within those milliseconds could arrive twice, never none.
+// Without Options.Queue (tests), local members join the direct delivery and remote ones are
+// left out, logged.
 //
 // # Delivery
 //

@@ -60,6 +60,7 @@ type transaction struct {
 	rcpts     []string          // forward-paths accepted, as sent
 	mailboxes []string          // primary addresses reached, each once
 	remote    []string          // recipients in other domains, for the queue
+	groups    []*config.Group   // groups reached, each once, in RCPT order (see groups.go)
 	sizeLimit int64             // smallest MaxMessageSize of the recipients' domains
 	rcptLimit int               // smallest MaxRecipients of the recipients' domains
 	user      *config.Mailbox   // the authenticated sender (submission), nil on the MX
@@ -189,6 +190,9 @@ func (s *session) checkRecipient(tx *transaction, to string) (reason string, err
 	}
 	mb := tx.dir.Lookup(addr.String())
 	if mb == nil {
+		if g := tx.dir.Group(addr.String()); g != nil {
+			return s.checkGroupRecipient(tx, dom, g, to)
+		}
 		return "unknown local address", errNoSuchUser
 	}
 	sizeLimit := domainSizeLimit(dom)
