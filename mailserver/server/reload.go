@@ -13,13 +13,14 @@ import (
 )
 
 // watchManifests reloads the config when a manifest file changes, so a new Mailbox can log in
-// without a restart. A bad change is logged and the config in force stays.
-func watchManifests(ctx context.Context, opts Options, apply func(*config.Config), hash config.PasswordHasher, log *slog.Logger) {
+// without a restart. A bad change is logged and the config in force stays. last is the
+// fingerprint of the manifests the config in force was loaded from (taken before loading them),
+// so a change made while the server was starting is not missed.
+func watchManifests(ctx context.Context, opts Options, last [32]byte, apply func(*config.Config), hash config.PasswordHasher, log *slog.Logger) {
 	interval := opts.ReloadInterval
 	if interval == 0 {
 		interval = 2 * time.Second
 	}
-	last := fingerprint(opts.Manifests)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

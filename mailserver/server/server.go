@@ -99,6 +99,9 @@ func Run(ctx context.Context, opts Options) error {
 		opts.Hostname, _ = os.Hostname()
 	}
 	hasher := auth.NewHasher()
+	// The fingerprint of what is about to be loaded: a change made after this, even before the
+	// watcher starts, is a change the watcher reloads.
+	loaded := fingerprint(opts.Manifests)
 	cfg, err := config.LoadManifests(opts.Manifests, hasher)
 	if err != nil {
 		return fmt.Errorf("loading the manifests: %w", err)
@@ -222,7 +225,7 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		}()
 	}
-	go watchManifests(ctx, opts, applyConfig, hasher, log)
+	go watchManifests(ctx, opts, loaded, applyConfig, hasher, log)
 
 	select {
 	case <-ctx.Done():
