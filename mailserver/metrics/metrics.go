@@ -61,13 +61,24 @@
 //	kubemail_queue_messages_in_flight                          of those, being delivered now
 //	kubemail_queue_recipients_pending                          recipients still to be delivered
 //	kubemail_queue_oldest_message_age_seconds                  age of the oldest; 0 when empty
+//	kubemail_tls_certificate_expiry_timestamp_seconds          NotAfter (Unix time) of the
+//	                                                            server's TLS certificate in force,
+//	                                                            read at each scrape (the
+//	                                                            server's own collector,
+//	                                                            TLSCertificateExpiry)
+//
+// Names lists every metric a registry can expose, counted or not yet: the chart's test checks
+// the alert rules (charts/kubemail/templates/prometheusrule.yaml) against it.
 package metrics
 
 import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
+	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -224,6 +235,40 @@ func NewRegistry(extra ...prometheus.Collector) *prometheus.Registry {
 	reg.MustRegister(all...)
 	reg.MustRegister(extra...)
 	return reg
+}
+
+// TLSCertificateExpiry returns the collector of
+// kubemail_tls_certificate_expiry_timestamp_seconds: notAfter() at each scrape, the end of
+// validity of the certificate the server serves now (tlsutil's (*Certificate).NotAfter).
+func TLSCertificateExpiry(notAfter func() time.Time) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Subsystem: "tls", Name: "certificate_expiry_timestamp_seconds",
+		Help: "NotAfter (Unix time) of the leaf TLS certificate the server serves now; it changes when the certificate files are renewed.",
+	}, func() float64 { return float64(notAfter().Unix()) })
+}
+
+var descName = regexp.MustCompile(`^Desc\{fqName: "([^"]+)"`)
+
+// Names returns the sorted names of every metric of this package and extra, so every kubemail
+// metric NewRegistry(extra...) can expose (the Go and process collectors' are left out), whether
+// or not a series of it has been counted yet: a registry's Gather leaves out label sets never
+// used. Histograms and summaries appear under their base name.
+func Names(extra ...prometheus.Collector) []string {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		for _, c := range append(slices.Clone(all), extra...) {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	var names []string
+	for d := range ch {
+		if m := descName.FindStringSubmatch(d.String()); m != nil {
+			names = append(names, m[1])
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // Handler serves reg in the Prometheus text format (for GET /metrics).

@@ -3,8 +3,10 @@ package metrics_test
 import (
 	"errors"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +54,17 @@ func TestRegistriesAreIndependentAndServed(t *testing.T) {
 	for _, want := range []string{"test_extra 42", `kubemail_imap_logins_total{result="failed"} `, `kubemail_smtp_messages_accepted_total{destination="local",server="mx"} `} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// Names lists metrics of label sets never counted, and the extra collectors' metrics.
+func TestNames(t *testing.T) {
+	names := metrics.Names(metrics.TLSCertificateExpiry(time.Now))
+	for _, want := range []string{"kubemail_smtp_rejections_total", "kubemail_dnsbl_lookups_total", "kubemail_queue_enqueued_total",
+		"kubemail_tls_certificate_expiry_timestamp_seconds"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("Names() lacks %s: %v", want, names)
 		}
 	}
 }

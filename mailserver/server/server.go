@@ -34,6 +34,7 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kubemail/kubemail/mailserver/admin"
 	"github.com/kubemail/kubemail/mailserver/auth"
@@ -112,10 +113,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data dir: %w", err)
 	}
-	tlsConfig, err := loadTLS(opts, log)
+	cert, err := loadTLS(opts, log)
 	if err != nil {
 		return err
 	}
+	tlsConfig := cert.TLSConfig()
 	st, err := store.Open(opts.DataDir, log)
 	if err != nil {
 		return fmt.Errorf("opening the mailbox store: %w", err)
@@ -207,7 +209,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := ls.add("imaps", opts.IMAPSAddr, tlsConfig, "", imapSrv.Serve); err != nil {
 		return err
 	}
-	health := &http.Server{Handler: healthHandler(metrics.Handler(metrics.NewRegistry(q.Collector(), delivery.MTASTSResults))), ReadHeaderTimeout: 5 * time.Second}
+	health := &http.Server{Handler: healthHandler(metrics.Handler(metrics.NewRegistry(MetricCollectors(q, cert)...))), ReadHeaderTimeout: 5 * time.Second}
 	if err := ls.add("health", opts.HealthAddr, nil, "", health.Serve); err != nil {
 		return err
 	}
@@ -256,7 +258,15 @@ func putInForce(live *config.Live, purges *purger, cfg *config.Config) {
 	purges.apply(cfg)
 }
 
-func loadTLS(opts Options, log *slog.Logger) (*tls.Config, error) {
+// MetricCollectors are the collectors the health listener's /metrics serves besides the
+// metrics package's counters: the queue's gauges, MTA-STS results and the TLS certificate's
+// expiry. Their Describe looks at neither q nor cert, so metrics.Names(MetricCollectors(nil,
+// nil)...) lists every kubemail metric without a server.
+func MetricCollectors(q *queue.Queue, cert *tlsutil.Certificate) []prometheus.Collector {
+	return []prometheus.Collector{q.Collector(), delivery.MTASTSResults, metrics.TLSCertificateExpiry(cert.NotAfter)}
+}
+
+func loadTLS(opts Options, log *slog.Logger) (*tlsutil.Certificate, error) {
 	certFile, keyFile := opts.TLSCert, opts.TLSKey
 	if (certFile == "") != (keyFile == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
@@ -269,7 +279,7 @@ func loadTLS(opts Options, log *slog.Logger) (*tls.Config, error) {
 		}
 		log.Warn("Using a self-signed TLS certificate; give --tls-cert and --tls-key for one that clients trust", "cert", certFile)
 	}
-	return tlsutil.Config(certFile, keyFile)
+	return tlsutil.Load(certFile, keyFile)
 }
 
 type listener struct {

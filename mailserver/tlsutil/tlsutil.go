@@ -1,6 +1,11 @@
 // Package tlsutil gives the mail server its TLS configuration: a certificate from files (reloaded
 // when they change, as cert-manager renews them in place), or a self-signed one made once and
 // kept in the data dir so clients can pin it across restarts.
+//
+// A Certificate looks at its files at most once a second, when a handshake asks for it or when
+// NotAfter is called (the metrics scrape does, so a renewal shows in
+// kubemail_tls_certificate_expiry_timestamp_seconds even on a server no client talks TLS to). A
+// file that fails to load keeps the last good certificate in force.
 package tlsutil
 
 import (
@@ -26,14 +31,43 @@ import (
 // Config returns a server TLS config (TLS 1.2 and later) that serves the certificate in
 // certFile/keyFile, reloading them when their modification time changes.
 func Config(certFile, keyFile string) (*tls.Config, error) {
+	c, err := Load(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return c.TLSConfig(), nil
+}
+
+// Certificate is a certificate and key from files, reloaded when their modification time
+// changes.
+type Certificate struct {
+	r *reloader
+}
+
+// Load loads the certificate in certFile and its key in keyFile.
+func Load(certFile, keyFile string) (*Certificate, error) {
 	r := &reloader{certFile: certFile, keyFile: keyFile}
 	if _, err := r.load(); err != nil {
 		return nil, err
 	}
+	return &Certificate{r: r}, nil
+}
+
+// TLSConfig returns a server TLS config (TLS 1.2 and later) serving c.
+func (c *Certificate) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.get() },
-	}, nil
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.r.get() },
+	}
+}
+
+// NotAfter is the end of validity of the leaf certificate in force, after looking at the files
+// as a handshake would.
+func (c *Certificate) NotAfter() time.Time {
+	c.r.get()
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	return c.r.notAfter
 }
 
 // SelfSigned returns the paths of a self-signed certificate for hostname under dir, making it
@@ -100,10 +134,11 @@ func Generate(hostname string, validFor time.Duration) (certPEM, keyPEM []byte, 
 type reloader struct {
 	certFile, keyFile string
 
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	modTime time.Time
-	checked time.Time
+	mu       sync.Mutex
+	cert     *tls.Certificate
+	notAfter time.Time // of cert's leaf
+	modTime  time.Time
+	checked  time.Time
 }
 
 // get returns the current certificate, looking at the files at most once a second.
@@ -139,6 +174,12 @@ func (r *reloader) loadLocked() (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate %s and key %s: %w", r.certFile, r.keyFile, err)
 	}
-	r.cert, r.modTime = &cert, st.ModTime()
+	leaf := cert.Leaf // set by LoadX509KeyPair since Go 1.23
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("TLS certificate %s: %w", r.certFile, err)
+		}
+	}
+	r.cert, r.notAfter, r.modTime = &cert, leaf.NotAfter, st.ModTime()
 	return r.cert, nil
 }
