@@ -21,6 +21,8 @@ const (
 	indexMailboxSecret = "spec.passwordSecretRef.name"
 	// indexMailDomainTLSSecret indexes MailDomains by spec.tls.secretName.
 	indexMailDomainTLSSecret = "spec.tls.secretName"
+	// indexMailGroupDomain indexes MailGroups by the domain of spec.address.
+	indexMailGroupDomain = "spec.address.domain"
 	// indexRelayPolicySecret indexes RelayPolicies by spec.smarthost.credentialsSecretRef.name.
 	indexRelayPolicySecret = "spec.smarthost.credentialsSecretRef.name"
 )
@@ -63,6 +65,14 @@ func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 	if err := indexer.IndexField(ctx, &v1alpha1.RelayPolicy{}, indexRelayPolicySecret, func(o client.Object) []string {
 		if name := smarthostSecret(o.(*v1alpha1.RelayPolicy)); name != "" {
 			return []string{name}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := indexer.IndexField(ctx, &v1alpha1.MailGroup{}, indexMailGroupDomain, func(o client.Object) []string {
+		if d := mailGroupDomain(o.(*v1alpha1.MailGroup)); d != "" {
+			return []string{d}
 		}
 		return nil
 	}); err != nil {

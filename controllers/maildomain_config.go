@@ -20,7 +20,8 @@ type domainConfig struct {
 	server builder.ServerConfig
 	// domainErr is the problem with the MailDomain itself, if any: nothing is rendered then.
 	domainErr *config.ObjectError
-	// rejected are the Mailboxes and RelayPolicies of the domain that Resolve left out.
+	// rejected are the Mailboxes, MailGroups and RelayPolicies of the domain that Resolve left
+	// out.
 	rejected []*config.ObjectError
 	// reclaimed are the deleted Mailboxes whose addresses server.Purge lists and whose
 	// finalizer goes once the ConfigMap says so (MailboxFinalizer).
@@ -55,7 +56,12 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 	if err := r.List(ctx, &policies, client.InNamespace(ns)); err != nil {
 		return nil, fmt.Errorf("listing RelayPolicies: %w", err)
 	}
-	objs := config.Objects{MailDomains: domains.Items, Mailboxes: mailboxes.Items}
+	var groups v1alpha1.MailGroupList
+	if err := r.List(ctx, &groups, client.InNamespace(ns), client.MatchingFields{indexMailGroupDomain: domain}); err != nil {
+		return nil, fmt.Errorf("listing MailGroups: %w", err)
+	}
+	groups.Items = liveGroups(groups.Items)
+	objs := config.Objects{MailDomains: domains.Items, Mailboxes: mailboxes.Items, MailGroups: groups.Items}
 	for _, rp := range policies.Items {
 		if p, ok := policyFor(rp, domain); ok {
 			objs.RelayPolicies = append(objs.RelayPolicies, p)
@@ -116,7 +122,7 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 		switch {
 		case e.Kind == "MailDomain" && e.Name == md.Name:
 			dc.domainErr = e
-		case e.Kind == "Mailbox" || e.Kind == "RelayPolicy":
+		case e.Kind == "Mailbox" || e.Kind == "RelayPolicy" || e.Kind == "MailGroup":
 			rejected[e.Kind+"/"+e.Name] = true
 			dc.rejected = append(dc.rejected, e)
 		}
@@ -124,6 +130,11 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 	for _, mb := range mailboxes.Items {
 		if !rejected["Mailbox/"+mb.Name] {
 			dc.server.Mailboxes = append(dc.server.Mailboxes, mb)
+		}
+	}
+	for _, g := range groups.Items {
+		if !rejected["MailGroup/"+g.Name] {
+			dc.server.MailGroups = append(dc.server.MailGroups, g)
 		}
 	}
 	inUse := map[string]bool{}

@@ -267,6 +267,7 @@ func (r *MailDomainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// config hash annotation (podsPhase).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(domainOfPod), builder.WithPredicates(podCreated)).
 		Watches(&v1alpha1.Mailbox{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfMailbox)).
+		Watches(&v1alpha1.MailGroup{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfGroup)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfSecret)).
 		Watches(&v1alpha1.RelayPolicy{}, handler.EnqueueRequestsFromMapFunc(r.domainsOfPolicy)).
 		// Each domain's config routes to every other MailDomain: a domain that comes or goes

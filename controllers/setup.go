@@ -40,5 +40,8 @@ func SetupWithOptions(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	if err := (&MailboxReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kubemail-operator")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&MailGroupReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kubemail-operator")}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&RelayPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)
 }

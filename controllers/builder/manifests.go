@@ -30,6 +30,7 @@ const (
 type ServerConfig struct {
 	Domain        *v1alpha1.MailDomain
 	Mailboxes     []v1alpha1.Mailbox
+	MailGroups    []v1alpha1.MailGroup
 	RelayPolicies []v1alpha1.RelayPolicy
 	// PasswordHashes maps a Mailbox's name to the argon2id or bcrypt hash of its password.
 	PasswordHashes map[string]string
@@ -47,7 +48,7 @@ type ServerConfig struct {
 }
 
 // BuildConfigMap renders objects.yaml: the domain, its Mailboxes (passwordSecretRef pointing at
-// the hashes in passwords.yaml), its RelayPolicies and the operator's ClusterRoutesPolicy,
+// the hashes in passwords.yaml), its MailGroups, its RelayPolicies and the operator's ClusterRoutesPolicy,
 // sorted by name so that the same input always gives the same bytes and an unchanged config is
 // never rewritten.
 func BuildConfigMap(cfg ServerConfig) (*corev1.ConfigMap, error) {
@@ -78,6 +79,13 @@ func BuildConfigMap(cfg ServerConfig) (*corev1.ConfigMap, error) {
 		spec := *mb.Spec.DeepCopy()
 		spec.PasswordSecretRef = v1alpha1.SecretKeySelector{Name: passwordsSecret, Key: mb.Name}
 		if err := add(v1alpha1.Mailbox{TypeMeta: typeMeta("Mailbox"), ObjectMeta: manifestMeta(mb.ObjectMeta), Spec: spec}); err != nil {
+			return nil, err
+		}
+	}
+	groups := append([]v1alpha1.MailGroup(nil), cfg.MailGroups...)
+	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
+	for _, g := range groups {
+		if err := add(v1alpha1.MailGroup{TypeMeta: typeMeta("MailGroup"), ObjectMeta: manifestMeta(g.ObjectMeta), Spec: g.Spec}); err != nil {
 			return nil, err
 		}
 	}

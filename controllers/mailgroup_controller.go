@@ -1,0 +1,198 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/mailserver/config"
+)
+
+// MailGroupReconciler reports each MailGroup's status; the MailDomainReconciler renders the
+// groups of its domain into the mail server's objects.yaml. Ready is True when a MailDomain in
+// the group's namespace serves its address's domain and config.Resolve takes the group with the
+// domain's Mailboxes and groups; False with reason DomainNotFound or Rejected (the field and the
+// problem in the message) otherwise. MailDomains and Mailboxes are watched, so a group whose
+// domain or member appears recovers by itself.
+type MailGroupReconciler struct {
+	client.Client
+	// Recorder emits the Events of Ready transitions (nil: none).
+	Recorder events.EventRecorder
+}
+
+// Reconcile computes the MailGroup's conditions and writes them if they changed.
+func (r *MailGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	g := &v1alpha1.MailGroup{}
+	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !g.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	reason, msg, err := r.check(ctx, g)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	status := *g.Status.DeepCopy()
+	status.ObservedGeneration = g.Generation
+	status.Members = int32(len(g.Spec.Members))
+	ready, degraded := metav1.ConditionFalse, metav1.ConditionTrue
+	if reason == ReasonActive {
+		ready, degraded = metav1.ConditionTrue, metav1.ConditionFalse
+	}
+	set(&status.Conditions, g, v1alpha1.ConditionReady, ready, reason, msg)
+	set(&status.Conditions, g, v1alpha1.ConditionDegraded, degraded, reason, msg)
+	before := g.Status.Conditions
+	return ctrl.Result{}, patchStatus(ctx, r.Client, g, func() bool {
+		if equality.Semantic.DeepEqual(g.Status, status) {
+			return false
+		}
+		recordTransitions(r.Recorder, g, before, status.Conditions)
+		g.Status = status
+		return true
+	})
+}
+
+// check returns the reason and message of the group's Ready condition.
+func (r *MailGroupReconciler) check(ctx context.Context, g *v1alpha1.MailGroup) (reason, msg string, err error) {
+	ns, domain := g.Namespace, mailGroupDomain(g)
+	var domains v1alpha1.MailDomainList
+	if domain != "" {
+		if err := r.List(ctx, &domains, client.InNamespace(ns), client.MatchingFields{indexMailDomainDomain: domain}); err != nil {
+			return "", "", err
+		}
+	}
+	if len(domains.Items) == 0 {
+		return ReasonDomainNotFound, fmt.Sprintf("No MailDomain in namespace %s serves the domain of %s: create one with spec.domain %q.", ns, g.Spec.Address, domain), nil
+	}
+	e, expanded, err := r.resolve(ctx, g, domains.Items, domain)
+	if err != nil {
+		return "", "", err
+	}
+	if e != nil {
+		return ReasonRejected, e.Field + ": " + e.Message, nil
+	}
+	sort.Slice(domains.Items, func(i, j int) bool { return domains.Items[i].Name < domains.Items[j].Name })
+	return ReasonActive, fmt.Sprintf("%s delivers to %d addresses on MailDomain %s.", g.Spec.Address, expanded, domains.Items[0].Name), nil
+}
+
+// resolve runs config.Resolve over the domain's MailDomains, Mailboxes (with their Secrets, not
+// hashed) and MailGroups, as the MailDomainReconciler does, and returns g's problem, or the
+// number of addresses it expands to.
+func (r *MailGroupReconciler) resolve(ctx context.Context, g *v1alpha1.MailGroup, domains []v1alpha1.MailDomain, domain string) (*config.ObjectError, int, error) {
+	var mailboxes v1alpha1.MailboxList
+	if err := r.List(ctx, &mailboxes, client.InNamespace(g.Namespace), client.MatchingFields{indexMailboxDomain: domain}); err != nil {
+		return nil, 0, err
+	}
+	var groups v1alpha1.MailGroupList
+	if err := r.List(ctx, &groups, client.InNamespace(g.Namespace), client.MatchingFields{indexMailGroupDomain: domain}); err != nil {
+		return nil, 0, err
+	}
+	live, _ := splitDeleted(mailboxes.Items)
+	objs := config.Objects{MailDomains: domains, Mailboxes: live, MailGroups: liveGroups(groups.Items)}
+	seen := map[string]bool{}
+	for _, m := range live {
+		name := m.Spec.PasswordSecretRef.Name
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		var s corev1.Secret
+		if err := r.Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: name}, &s); err == nil {
+			objs.Secrets = append(objs.Secrets, s)
+		} else if !apierrors.IsNotFound(err) {
+			return nil, 0, err
+		}
+	}
+	unchecked := func(_, _ string) (string, error) { return "unchecked", nil }
+	cfg, err := config.Resolve(objs, unchecked)
+	var errs config.Errors
+	if err != nil && !errors.As(err, &errs) {
+		return nil, 0, err
+	}
+	for _, e := range errs {
+		if e.Kind == "MailGroup" && e.Name == g.Name && e.Namespace == g.Namespace {
+			return e, 0, nil
+		}
+	}
+	local, d, _ := config.SplitAddress(g.Spec.Address)
+	for _, rg := range cfg.Groups {
+		if rg.Address == local+"@"+d {
+			return nil, len(rg.Expanded), nil
+		}
+	}
+	return nil, 0, nil
+}
+
+// SetupWithManager watches MailGroups, the MailDomains that serve them and the Mailboxes their
+// members may be.
+func (r *MailGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.MailGroup{}, builder.WithPredicates(specOrMetadataChanged)).
+		Watches(&v1alpha1.MailDomain{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return r.groupsOf(ctx, o.GetNamespace(), normalDomain(o.(*v1alpha1.MailDomain).Spec.Domain))
+		})).
+		Watches(&v1alpha1.Mailbox{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return r.groupsOf(ctx, o.GetNamespace(), mailboxDomain(o.(*v1alpha1.Mailbox)))
+		})).
+		Named("mailgroup").
+		Complete(r)
+}
+
+func (r *MailGroupReconciler) groupsOf(ctx context.Context, ns, domain string) []reconcile.Request {
+	if domain == "" {
+		return nil
+	}
+	var list v1alpha1.MailGroupList
+	if err := r.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{indexMailGroupDomain: domain}); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list MailGroups", "namespace", ns, "domain", domain)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, g := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: g.Namespace, Name: g.Name}})
+	}
+	return reqs
+}
+
+// domainsOfGroup maps a MailGroup to the MailDomains serving its address's domain, whose
+// objects.yaml renders it.
+func (r *MailDomainReconciler) domainsOfGroup(ctx context.Context, obj client.Object) []reconcile.Request {
+	g := obj.(*v1alpha1.MailGroup)
+	return r.domainsNamed(ctx, g.Namespace, mailGroupDomain(g))
+}
+
+// mailGroupDomain is the domain part of a MailGroup's address ("" if it has none).
+func mailGroupDomain(g *v1alpha1.MailGroup) string {
+	_, domain, ok := config.SplitAddress(g.Spec.Address)
+	if !ok {
+		return ""
+	}
+	return domain
+}
+
+// liveGroups leaves out the MailGroups being deleted: they leave the config at once.
+func liveGroups(all []v1alpha1.MailGroup) []v1alpha1.MailGroup {
+	var live []v1alpha1.MailGroup
+	for _, g := range all {
+		if g.DeletionTimestamp.IsZero() {
+			live = append(live, g)
+		}
+	}
+	return live
+}
