@@ -4,7 +4,9 @@
 // (Secret, ConfigMap, headless and client Service, StatefulSet), in that order, because the pod
 // needs its manifests before it starts. The domain's runtime config comes from the same
 // mailserver/config.Resolve that the standalone server runs, over the domain, the Mailboxes
-// whose address is in the domain, the RelayPolicies that select it and the referenced Secrets.
+// whose address is in the domain, the MailGroups whose address is in the domain (a change of
+// one requeues its domain, so it reaches the pod through the config hash below within
+// seconds), the RelayPolicies that select it and the referenced Secrets.
 // The config also routes mail for every other MailDomain the operator watches (in any namespace)
 // to that domain's client Service, <name>.<namespace>.svc port 25, through a RelayPolicy
 // "kubemail-cluster-routes" the operator adds (builder.ClusterRoutesPolicy; the CRD reserves the
@@ -29,7 +31,11 @@
 // MailboxReconciler reports: a Mailbox is Ready when its password is in its domain's Secret, and
 // otherwise says why not (no such domain, no such Secret or key, a conflict). It also puts
 // MailboxFinalizer on and off as spec.reclaimPolicy says, and lets a deleted Mailbox go when no
-// MailDomain serves it. RelayPolicyReconciler likewise reports which MailDomains' config a
+// MailDomain serves it. MailGroupReconciler reports a MailGroup Ready (reason Active, with the
+// number of addresses it expands to) when a MailDomain serves its domain and Resolve takes it
+// with the domain's Mailboxes and groups; otherwise DomainNotFound, or Rejected with the field
+// and the problem (a loop, a member that is nobody here, an address taken); it sets
+// status.members, the count of spec.members, for the printer column. RelayPolicyReconciler likewise reports which MailDomains' config a
 // RelayPolicy is in and what it lacks (a domain it names, its smarthost credentials).
 //
 // The MailDomain's status lists the DNS records to publish (builder.DNSRecords), and the

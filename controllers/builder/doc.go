@@ -8,7 +8,7 @@
 //
 // The mail server pod runs `kubemail server --manifests /etc/kubemail/manifests`, the same
 // command that serves a directory of YAML on one machine. The operator writes that directory:
-// the ConfigMap holds objects.yaml (the MailDomain, its Mailboxes and the RelayPolicies that
+// the ConfigMap holds objects.yaml (the MailDomain, its Mailboxes, its MailGroups and the RelayPolicies that
 // apply to it, as the API returned them less status and server-set metadata, plus the
 // operator's RelayPolicy kubemail-cluster-routes with a route per other MailDomain in the
 // cluster to its client Service; see clusterRoutes for what it leaves out) and the Secret
