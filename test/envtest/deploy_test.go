@@ -113,10 +113,10 @@ func TestDeployManifests(t *testing.T) {
 			t.Errorf("the API server refuses %s %s: %v", u.GetKind(), u.GetName(), err)
 		}
 	}
-	for kind, n := range map[string]int{"CustomResourceDefinition": 3, "Namespace": 1, "ServiceAccount": 1, "ClusterRole": 1,
+	for kind, n := range map[string]int{"CustomResourceDefinition": 4, "Namespace": 1, "ServiceAccount": 1, "ClusterRole": 1,
 		"ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1, "Deployment": 1} {
 		if kinds[kind] != n {
-			t.Errorf("%d %s objects rendered, want %d (all: %v)", kinds[kind], kind, kinds[kind], kinds)
+			t.Errorf("%d %s objects rendered, want %d (all: %v)", kinds[kind], kind, n, kinds)
 		}
 	}
 	if deployment == nil {
