@@ -31,3 +31,23 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
+
+{{/* PodMonitor names and the Prometheus job they give their targets (namespace/name). */}}
+{{- define "kubemail.mailServersMonitor" -}}
+{{- printf "%s-mail-servers" (include "kubemail.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kubemail.operatorMonitor" -}}
+{{- printf "%s-operator" (include "kubemail.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Labels the operator puts on every mail server pod (controllers/builder Labels) except
+app.kubernetes.io/instance, which is the MailDomain's name. test/envtest/chart checks them
+against the builder.
+*/}}
+{{- define "kubemail.mailServerSelectorLabels" -}}
+app.kubernetes.io/name: kubemail
+app.kubernetes.io/component: mail-server
+app.kubernetes.io/managed-by: kubemail-operator
+{{- end -}}
