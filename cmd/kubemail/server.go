@@ -22,7 +22,7 @@ func runServer(args []string) int {
 		fs.PrintDefaults()
 	}
 	var o server.Options
-	fs.StringVar(&o.Manifests, "manifests", "config/samples", "directory of MailDomain, Mailbox, RelayPolicy and Secret manifests")
+	fs.StringVar(&o.Manifests, "manifests", "config/samples", "directory of MailDomain, Mailbox, MailGroup, RelayPolicy and Secret manifests")
 	fs.StringVar(&o.DataDir, "data-dir", "data", "directory for mailboxes (mail/), the outbound queue (queue/), DKIM keys (dkim/), the self-signed certificate (tls/) and the admin socket")
 	fs.StringVar(&o.Hostname, "hostname", "", "host name in SMTP greetings and Received: headers (default: the system's)")
 	fs.StringVar(&o.SMTPAddr, "smtp-addr", "127.0.0.1:2525", "SMTP MX listen address (mail from other servers); empty turns it off")

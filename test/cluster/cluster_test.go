@@ -271,7 +271,7 @@ func TestMailSystem(t *testing.T) {
 		if out, err := runErr(e.kubectl, "-n", namespace, "get", "deployment", "kubemail"); err == nil {
 			t.Errorf("the operator's Deployment is still there after helm uninstall:\n%s", out)
 		}
-		for _, crd := range []string{"maildomains", "mailboxes", "relaypolicies"} {
+		for _, crd := range []string{"maildomains", "mailboxes", "mailgroups", "relaypolicies"} {
 			e.k(t, "get", "crd", crd+".mail.kubemail.io")
 		}
 		table := e.k(t, "get", "maildomains,mailboxes")
