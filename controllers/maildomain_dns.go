@@ -97,10 +97,13 @@ func (d *dnsChecks) source() source.Source {
 // another (RFC 7208 4.6.4 allows ten).
 func (d *dnsChecks) bound() time.Duration { return 6 * d.opts.LookupTimeout }
 
-// observe puts the latest check of md's records into status's DNSPublished condition, starts a
-// check when one is due, and returns when md should be reconciled again for the next one.
-// Until the first check of the current records ends, the condition stays as it was.
+// observe puts the latest check of md's records into status's DNSPublished condition (and the
+// gauge DNSPublishedMetric), starts a check when one is due, and returns when md should be
+// reconciled again for the next one. Until the first check of the current records ends, the
+// condition stays as it was.
 func (d *dnsChecks) observe(ctx context.Context, md *v1alpha1.MailDomain, status *v1alpha1.MailDomainStatus) time.Duration {
+	name := types.NamespacedName{Namespace: md.Namespace, Name: md.Name}
+	defer func() { publishDNSMetric(name, status.Conditions) }()
 	if d == nil {
 		meta.RemoveStatusCondition(&status.Conditions, v1alpha1.ConditionDNSPublished)
 		return 0
@@ -114,7 +117,6 @@ func (d *dnsChecks) observe(ctx context.Context, md *v1alpha1.MailDomain, status
 		}
 	}
 	key := fingerprint(domain)
-	name := types.NamespacedName{Namespace: md.Namespace, Name: md.Name}
 	now := time.Now()
 
 	d.mu.Lock()
@@ -167,8 +169,9 @@ func (d *dnsChecks) run(name types.NamespacedName, s *dnsState, key string, doma
 	}
 }
 
-// forget drops a deleted MailDomain's results.
+// forget drops a deleted MailDomain's results and its series of DNSPublishedMetric.
 func (d *dnsChecks) forget(name types.NamespacedName) {
+	forgetDNSMetric(name)
 	if d == nil {
 		return
 	}

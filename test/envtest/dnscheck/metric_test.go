@@ -1,0 +1,133 @@
+//go:build envtest
+
+package dnscheck
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/controllers"
+	"github.com/kubemail/kubemail/controllers/dnscheck"
+	"github.com/kubemail/kubemail/controllers/dnscheck/dnstest"
+)
+
+// TestDNSPublishedMetric follows the manager's gauge kubemail_maildomain_dns_published, as its
+// /metrics serves it, through a MailDomain's life: 0 while its records are missing, 1 once they
+// are published, no series while the lookups fail (Unknown), and none once it is deleted (an
+// alert on 0 must not fire forever for a domain that is gone).
+func TestDNSPublishedMetric(t *testing.T) {
+	ctx := context.Background()
+	zone := dnstest.Start(t)
+	k8s, _ := startOperator(t, controllers.DNSCheckOptions{
+		Interval:      checkInterval,
+		Resolver:      dnscheck.NewResolver(zone.Addr),
+		LookupTimeout: 2 * time.Second,
+	})
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "dns-metric-"}}
+	must(t, k8s.Create(ctx, ns))
+	md := &v1alpha1.MailDomain{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "example-test"},
+		Spec: v1alpha1.MailDomainSpec{Domain: "example.test",
+			Service: &v1alpha1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}},
+	}
+	must(t, k8s.Create(ctx, md))
+	key := client.ObjectKeyFromObject(md)
+	eventually(t, "the load balancer has an address", func() error {
+		var svc corev1.Service
+		if err := k8s.Get(ctx, key, &svc); err != nil {
+			return err
+		}
+		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: lbAddress}}
+		return k8s.Status().Update(ctx, &svc)
+	})
+
+	// waitGauge waits for the condition to be status (none for "") and the series to say want
+	// (none for a negative want).
+	waitGauge := func(status metav1.ConditionStatus, want float64) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("DNSPublished=%q and the gauge at %v", status, want), func() error {
+			if err := k8s.Get(ctx, key, md); err != nil {
+				return err
+			}
+			c := meta.FindStatusCondition(md.Status.Conditions, v1alpha1.ConditionDNSPublished)
+			if (c == nil) != (status == "") || c != nil && c.Status != status {
+				return fmt.Errorf("DNSPublished is %+v", c)
+			}
+			return gaugeIs(t, ns.Name, md.Name, want)
+		})
+	}
+
+	waitGauge(metav1.ConditionFalse, 0) // nothing published yet
+	records := md.Status.DNSRecords
+	if len(records) == 0 {
+		t.Fatalf("status.dnsRecords is empty: %+v", md.Status)
+	}
+	var lines []string
+	for _, r := range records {
+		lines = append(lines, zoneLine(r))
+	}
+	zone.Publish(t, lines...)
+	waitGauge(metav1.ConditionTrue, 1)
+
+	// The name servers fail: the condition is Unknown, which is no reason to alert on the records.
+	for _, r := range records {
+		zone.SetServfail(r.Name, true)
+	}
+	waitGauge(metav1.ConditionUnknown, -1)
+	for _, r := range records {
+		zone.SetServfail(r.Name, false)
+	}
+	waitGauge(metav1.ConditionTrue, 1)
+
+	// Records missing again, then the MailDomain deleted: its series goes with it.
+	zone.Remove(records[0].Name, records[0].Type)
+	waitGauge(metav1.ConditionFalse, 0)
+	must(t, k8s.Delete(ctx, md))
+	eventually(t, "the deleted MailDomain's series is gone", func() error {
+		return gaugeIs(t, ns.Name, md.Name, -1)
+	})
+}
+
+// gaugeIs checks the value of the MailDomain's series of the gauge in controller-runtime's
+// registry (what the manager's /metrics serves); a negative want means no series.
+func gaugeIs(t *testing.T, namespace, name string, want float64) error {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	must(t, err)
+	found := false
+	for _, f := range families {
+		if f.GetName() != controllers.DNSPublishedMetric {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] != namespace || labels["maildomain"] != name {
+				continue
+			}
+			if want < 0 {
+				return fmt.Errorf("series %v = %v, want none", labels, m.GetGauge().GetValue())
+			}
+			if got := m.GetGauge().GetValue(); got != want {
+				return fmt.Errorf("series %v = %v, want %v", labels, got, want)
+			}
+			found = true
+		}
+	}
+	if !found && want >= 0 {
+		return fmt.Errorf("no series {namespace=%q, maildomain=%q} of %s", namespace, name, controllers.DNSPublishedMetric)
+	}
+	return nil
+}
