@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/controllers"
 	"github.com/kubemail/kubemail/controllers/builder"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/server"
@@ -37,9 +38,10 @@ type podMonitor struct {
 		} `json:"namespaceSelector"`
 		Selector            metav1.LabelSelector `json:"selector"`
 		PodMetricsEndpoints []struct {
-			Port     string `json:"port"`
-			Path     string `json:"path"`
-			Interval string `json:"interval"`
+			Port        string `json:"port"`
+			Path        string `json:"path"`
+			Interval    string `json:"interval"`
+			HonorLabels bool   `json:"honorLabels"`
 		} `json:"podMetricsEndpoints"`
 	} `json:"spec"`
 }
@@ -183,6 +185,11 @@ func TestChartPodMonitors(t *testing.T) {
 		t.Errorf("the operator's PodMonitor looks in %v, want the release namespace", op.Spec.NamespaceSelector.MatchNames)
 	}
 	checkEndpoint(t, op, operatorPod.Spec.Containers)
+	// The operator's gauge of each MailDomain carries the MailDomain's namespace: Prometheus
+	// would rename it to exported_namespace, and the DNS alert name the operator's namespace.
+	if !op.Spec.PodMetricsEndpoints[0].HonorLabels {
+		t.Errorf("the operator's PodMonitor does not honor the labels of %s (namespace is the MailDomain's)", controllers.DNSPublishedMetric)
+	}
 
 	// Restricted to the MailDomains' namespaces when asked.
 	objs, _, err = helmTemplate(t, append(monitoringOn, "--set", "metrics.podMonitor.namespaces={mail-a,mail-b}")...)
@@ -221,8 +228,9 @@ func checkEndpoint(t *testing.T, pm podMonitor, containers []corev1.Container) {
 var kubemailMetric = regexp.MustCompile(`\bkubemail_[a-z0-9_]+`)
 var jobMatcher = regexp.MustCompile(`job="([^"]*)"`)
 
-// Every kubemail metric an alert uses exists in the mail server's registry (renaming one fails
-// here), every alert tells the operator what to do, and the jobs are the PodMonitors'.
+// Every kubemail metric an alert uses exists in the mail server's registry or the manager's
+// (renaming one fails here), every alert tells the operator what to do, and the jobs are the
+// PodMonitors'.
 func TestChartPrometheusRule(t *testing.T) {
 	objs, _, err := helmTemplate(t, monitoringOn...)
 	must(t, err)
@@ -235,7 +243,12 @@ func TestChartPrometheusRule(t *testing.T) {
 		t.Errorf("PrometheusRule labels %v lack metrics.prometheusRule.labels", rule.Metadata.Labels)
 	}
 	jobs := map[string]bool{namespace + "/" + release + "-mail-servers": true, namespace + "/" + release + "-operator": true}
-	known := metrics.Names(server.MetricCollectors(nil, nil)...)
+	// The mail server's metrics and the manager's own (controllers registers them with
+	// controller-runtime's registry).
+	known := metrics.Names(append(server.MetricCollectors(nil, nil), controllers.MetricCollectors()...)...)
+	if !slices.Contains(known, controllers.DNSPublishedMetric) {
+		t.Errorf("the known metrics %v lack the manager's %s", known, controllers.DNSPublishedMetric)
+	}
 	used := map[string]bool{}
 	alerts := map[string]bool{}
 	queueList := builder.Binary + " queue list --data-dir " + builder.DataDir
@@ -251,7 +264,7 @@ func TestChartPrometheusRule(t *testing.T) {
 					}
 				}
 				if !slices.Contains(known, base) {
-					t.Errorf("alert %s uses %s, which the mail server does not export (it has %v)", r.Alert, name, known)
+					t.Errorf("alert %s uses %s, which neither the mail server nor the manager exports (they have %v)", r.Alert, name, known)
 				}
 			}
 			m := jobMatcher.FindAllStringSubmatch(r.Expr, -1)
@@ -268,6 +281,9 @@ func TestChartPrometheusRule(t *testing.T) {
 			}
 			queueAlert := strings.Contains(r.Expr, "kubemail_queue_oldest_message_age_seconds") ||
 				strings.Contains(r.Expr, "kubemail_queue_delivery_attempts_total")
+			if strings.Contains(r.Expr, controllers.DNSPublishedMetric) && !strings.Contains(r.Annotations["description"], "kubectl -n {{ $labels.namespace }} describe maildomain {{ $labels.maildomain }}") {
+				t.Errorf("DNS alert %s does not tell how to see which record is wrong (kubectl describe maildomain): %s", r.Alert, r.Annotations["description"])
+			}
 			if queueAlert && !strings.Contains(r.Annotations["description"], queueList) {
 				t.Errorf("queue alert %s does not tell how to list the queue (%q): %s", r.Alert, queueList, r.Annotations["description"])
 			}
@@ -279,7 +295,7 @@ func TestChartPrometheusRule(t *testing.T) {
 	for _, want := range []string{"KubemailQueueOldMessage/warning", "KubemailQueueOldMessage/critical", "KubemailBouncesHigh/warning",
 		"KubemailDeliveryMostlyDeferred/warning", "KubemailMailServerDown/critical", "KubemailMailServersAbsent/critical",
 		"KubemailTLSCertificateExpiring/warning", "KubemailTLSCertificateExpiring/critical",
-		"KubemailOperatorReconcileErrors/warning", "KubemailMailboxQuotaRefusals/info"} {
+		"KubemailOperatorReconcileErrors/warning", "KubemailMailboxQuotaRefusals/info", "KubemailDNSRecordsWrong/warning"} {
 		if !alerts[want] {
 			t.Errorf("no alert %s among %v", want, slices.Sorted(maps.Keys(alerts)))
 		}
