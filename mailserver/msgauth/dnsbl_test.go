@@ -10,9 +10,9 @@ import (
 
 	"github.com/emersion/go-msgauth/authres"
 
+	"github.com/kubemail/kubemail/internal/dnstest"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/msgauth"
-	"github.com/kubemail/kubemail/mailserver/msgauth/dnstest"
 )
 
 func TestDNSBLName(t *testing.T) {

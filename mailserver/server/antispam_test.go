@@ -14,7 +14,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/kubemail/kubemail/mailserver/msgauth/dnstest"
+	"github.com/kubemail/kubemail/internal/dnstest"
 	"github.com/kubemail/kubemail/mailserver/store/storetest"
 )
 

@@ -13,12 +13,12 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/kubemail/kubemail/internal/dnstest"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/msgauth"
-	"github.com/kubemail/kubemail/mailserver/msgauth/dnstest"
 	"github.com/kubemail/kubemail/mailserver/smtp"
 	"github.com/kubemail/kubemail/mailserver/store/storetest"
 )
