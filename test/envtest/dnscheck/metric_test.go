@@ -67,11 +67,20 @@ func TestDNSPublishedMetric(t *testing.T) {
 		})
 	}
 
-	waitGauge(metav1.ConditionFalse, 0) // nothing published yet
+	// The records to publish are complete once the operator has seen the load balancer's address.
+	eventually(t, "status.dnsRecords has the load balancer's A record", func() error {
+		if err := k8s.Get(ctx, key, md); err != nil {
+			return err
+		}
+		for _, r := range md.Status.DNSRecords {
+			if r.Type == "A" && r.Value == lbAddress {
+				return nil
+			}
+		}
+		return fmt.Errorf("status.dnsRecords = %+v", md.Status.DNSRecords)
+	})
 	records := md.Status.DNSRecords
-	if len(records) == 0 {
-		t.Fatalf("status.dnsRecords is empty: %+v", md.Status)
-	}
+	waitGauge(metav1.ConditionFalse, 0) // nothing published yet
 	var lines []string
 	for _, r := range records {
 		lines = append(lines, zoneLine(r))
