@@ -43,6 +43,47 @@ type MailboxSpec struct {
 	// +kubebuilder:validation:Enum=Retain;Delete
 	// +kubebuilder:default=Retain
 	ReclaimPolicy MailboxReclaimPolicy `json:"reclaimPolicy,omitempty"`
+
+	// AutoReply, when set, answers mail to this mailbox with an out-of-office reply (RFC 3834):
+	// once per sender per interval, only for mail delivered to the INBOX that names one of the
+	// mailbox's addresses in To or Cc, never to mailing lists, bulk or automatic mail, or the
+	// null sender. Replies go out from the mailbox's address through the outbound queue
+	// (DKIM-signed) with the null envelope sender, so they never bounce back.
+	// +optional
+	AutoReply *AutoReply `json:"autoReply,omitempty"`
+}
+
+// AutoReply is an out-of-office reply (what Sieve's vacation action does, RFC 5230).
+// +kubebuilder:validation:XValidation:rule="!has(self.start) || !has(self.end) || timestamp(self.end) > timestamp(self.start)",message="spec.autoReply.end must be after spec.autoReply.start"
+// +kubebuilder:validation:XValidation:rule="!has(self.interval) || duration(self.interval) >= duration('24h')",message="spec.autoReply.interval must be at least 24h"
+type AutoReply struct {
+	// Subject of the reply; by default "Auto: " followed by the subject of the message answered
+	// (RFC 3834 3.1.5). One line.
+	// +optional
+	// +kubebuilder:validation:MaxLength=200
+	// +kubebuilder:validation:Pattern=`^[^\r\n]*$`
+	Subject string `json:"subject,omitempty"`
+
+	// Body is the text of the reply (plain text, UTF-8).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=10240
+	Body string `json:"body"`
+
+	// Start is when replies begin (RFC 3339, e.g. "2026-11-27T00:00:00Z"); unset: at once.
+	// +optional
+	Start *metav1.Time `json:"start,omitempty"`
+
+	// End is when replies stop (RFC 3339); it must be after start. Unset: until autoReply is
+	// removed.
+	// +optional
+	End *metav1.Time `json:"end,omitempty"`
+
+	// Interval is the least time between two replies to the same sender (RFC 3834 2), as a Go
+	// duration such as "168h"; at least 24h, by default 7 days (168h).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	Interval *metav1.Duration `json:"interval,omitempty"`
 }
 
 // MailboxReclaimPolicy is what happens to a deleted Mailbox's mail.

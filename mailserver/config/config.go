@@ -25,6 +25,10 @@
 // address is "local+bounces@domain" (Group.BounceAddress): Directory.Lookup delivers it into
 // the domain's postmaster mailbox (postmaster@domain, an address or alias), and when the domain
 // has none it is unknown like any other address.
+//
+// spec.autoReply becomes Mailbox.AutoReply: a body of 1 to MaxAutoReplyBody characters, a
+// one-line subject of at most MaxAutoReplySubject, end after start, an interval of at least
+// MinAutoReplyInterval (default DefaultAutoReplyInterval); package autoreply sends it.
 package config
 
 import (
@@ -95,6 +99,8 @@ type Mailbox struct {
 	PasswordHash string `json:"passwordHash"`
 	// Quota is the most mail, in bytes, the mailbox may hold in all its folders; 0 is no limit.
 	Quota int64 `json:"quota,omitempty"`
+	// AutoReply is the mailbox's out-of-office reply (spec.autoReply), nil when it has none.
+	AutoReply *AutoReply `json:"autoReply,omitempty"`
 }
 
 // RelayPolicy is a resolved RelayPolicy object; the outbound queue acts on it.

@@ -238,10 +238,15 @@ func (r *resolver) mailbox(mb *v1alpha1.Mailbox, hash PasswordHasher) {
 		}
 		quota = n
 	}
+	autoReply, field, err := resolveAutoReply(mb.Spec.AutoReply)
+	if err != nil {
+		fail(field, "%v", err)
+		return
+	}
 	for _, a := range addrs {
 		r.seen[a] = "Mailbox " + key
 	}
-	r.cfg.Mailboxes = append(r.cfg.Mailboxes, Mailbox{Address: addr, Aliases: aliases, PasswordHash: hashed, Quota: quota})
+	r.cfg.Mailboxes = append(r.cfg.Mailboxes, Mailbox{Address: addr, Aliases: aliases, PasswordHash: hashed, Quota: quota, AutoReply: autoReply})
 }
 
 // localAddress checks that addr is a mailbox address in one of the resolved domains.
