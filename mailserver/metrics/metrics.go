@@ -47,6 +47,11 @@
 //	                                                            error (DNS failure, mail let
 //	                                                            through); zone is a configured
 //	                                                            list, so the set is bounded
+//	kubemail_autoreplies_total{result}                         out-of-office replies (package
+//	                                                            autoreply): sent, failed (could
+//	                                                            not be queued) or
+//	                                                            suppressed_<reason> (the
+//	                                                            package's fixed set)
 //	kubemail_queue_enqueued_total                              messages put in the queue
 //	kubemail_queue_delivery_attempts_total{result}             one per recipient per attempt:
 //	                                                            delivered, deferred (4xx,
@@ -138,6 +143,19 @@ var (
 	}, []string{"zone", "result"})
 )
 
+// AutoReplies counts out-of-office replies by result: AutoReplySent, AutoReplyFailed, or
+// "suppressed_" and a reason of package autoreply.
+var AutoReplies = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Namespace: namespace, Name: "autoreplies_total",
+	Help: "Out-of-office replies by result: sent, failed (could not be queued), or suppressed_<reason> (not sent: list or bulk mail, automatic mail, null or system sender, not addressed in To/Cc, already answered within the interval, outside the window).",
+}, []string{"result"})
+
+// Results of AutoReplies besides the suppressed ones.
+const (
+	AutoReplySent   = "sent"
+	AutoReplyFailed = "failed"
+)
+
 // Label values of the spam defense counters.
 const (
 	JunkDMARC      = "dmarc"
@@ -188,7 +206,7 @@ const (
 
 var all = []prometheus.Collector{SMTPMessagesAccepted, SMTPRejections, SMTPAuth, IMAPLogins,
 	QueueEnqueued, DeliveryAttempts, QueueExpired, Notices, DeliveryConnections, QuotaRefusals, SessionsRevoked,
-	SMTPJunked, DNSBLLookups}
+	SMTPJunked, DNSBLLookups, AutoReplies}
 
 func init() {
 	// Series with known labels exist from the start at 0, so rate() and alerts see them.
@@ -224,6 +242,8 @@ func init() {
 	DeliveryConnections.WithLabelValues("false")
 	Notices.WithLabelValues(NoticeBounce)
 	Notices.WithLabelValues(NoticeDelay)
+	AutoReplies.WithLabelValues(AutoReplySent)
+	AutoReplies.WithLabelValues(AutoReplyFailed)
 }
 
 // NewRegistry returns a registry of its own (never prometheus.DefaultRegisterer) with every
