@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubemail/kubemail/internal/dnstest"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
 )
@@ -28,14 +29,14 @@ func testMessage(id, from string, rcpts ...string) *delivery.Message {
 }
 
 type env struct {
-	dns  *deliverytest.DNS
+	dns  *dnstest.Server
 	b    *deliverytest.Server // MX of b.test on 127.0.0.2
 	port int                  // the MX port of every host
 }
 
 // newEnv starts the DNS server and B's MX: b.test MX 10 mx.b.test, mx.b.test A 127.0.0.2.
 func newEnv(t *testing.T) *env {
-	e := &env{dns: deliverytest.StartDNS(t)}
+	e := &env{dns: dnstest.Start(t)}
 	e.b = deliverytest.StartMX(t, "mx.b.test", "127.0.0.2", 0, deliverytest.Mailboxes(t, "b.test", "bob", "carol"))
 	e.port = e.b.Port()
 	e.dns.SetMX("b.test", &net.MX{Host: "mx.b.test", Pref: 10})
@@ -46,7 +47,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) client(t *testing.T, mod ...func(*delivery.Options)) *delivery.Client {
 	o := delivery.Options{
 		Hostname: "mx.a.test",
-		Resolver: e.dns.Resolver(),
+		Resolver: delivery.NewResolver(e.dns.Addr),
 		MXPort:   e.port,
 		Timeouts: delivery.Timeouts{Connect: 2 * time.Second, Command: 5 * time.Second, DataInit: 5 * time.Second, Block: 5 * time.Second, DataEnd: 5 * time.Second},
 		Logger:   testLogger(t),

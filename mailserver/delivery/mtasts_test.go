@@ -48,7 +48,7 @@ func stsPolicy(mode string, mx ...string) string {
 
 // policies returns the sender's policy cache, kept in dir ("" for memory only).
 func (s *stsEnv) policies(dir string) *mtasts.Policies {
-	return mtasts.New(mtasts.Options{Resolver: s.dns.Resolver(), RootCAs: s.ca.Pool(), Dir: dir,
+	return mtasts.New(mtasts.Options{Resolver: delivery.NewResolver(s.dns.Addr), RootCAs: s.ca.Pool(), Dir: dir,
 		HTTPSPort: s.policy.Port(), Logger: s.logger()})
 }
 
@@ -174,7 +174,7 @@ func TestMTASTSCachedPolicyOutlivesTheRecordAndTheHost(t *testing.T) {
 	wantDeferred(t, deliver(t, c, testMessage("sts6", "alice@a.test", "bob@b.test"))[0], "4.7.5", "certificate not valid")
 
 	// An attacker strips the TXT record and blocks the policy host: the kept policy holds.
-	s.dns.SetTXT("_mta-sts.b.test")
+	s.dns.Remove("_mta-sts.b.test", "TXT")
 	s.policy.Stop()
 	wantDeferred(t, deliver(t, c, testMessage("sts6b", "alice@a.test", "bob@b.test"))[0], "4.7.5", "certificate not valid")
 

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/kubemail/kubemail/internal/dnstest"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
@@ -57,7 +58,7 @@ func keysFor(t *testing.T, domain string) *msgauth.Keys {
 // world is a.test (the sender's server: a delivery client that signs) and b.test (a kubemail
 // MX on 127.0.0.2 that verifies), with a test DNS server answering for both and for others.
 type world struct {
-	dns    *deliverytest.DNS
+	dns    *dnstest.Server
 	keys   *msgauth.Keys
 	a, b   *deliverytest.Server
 	client *delivery.Client
@@ -72,7 +73,7 @@ func newWorld(t *testing.T, bDomains ...config.Domain) *world {
 // newWorldWith also gives B's config policies (trusted networks).
 func newWorldWith(t *testing.T, policies []config.RelayPolicy, bDomains ...config.Domain) *world {
 	t.Helper()
-	w := &world{dns: deliverytest.StartDNS(t)}
+	w := &world{dns: dnstest.Start(t)}
 	w.keys = keysFor(t, "a.test")
 	name, value, err := w.keys.DNSRecord("a.test")
 	if err != nil {
@@ -89,7 +90,7 @@ func newWorldWith(t *testing.T, policies []config.RelayPolicy, bDomains ...confi
 		cfg.Mailboxes = append(cfg.Mailboxes, config.Mailbox{Address: "bob@" + d.Name})
 	}
 	w.b = deliverytest.StartMXWith(t, "mx.b.test", "127.0.0.2", 0, cfg, func(o *smtp.Options) {
-		o.Verifier = &msgauth.Verifier{Hostname: "mx.b.test", Resolver: w.dns.Resolver(), Timeout: 5 * time.Second}
+		o.Verifier = &msgauth.Verifier{Hostname: "mx.b.test", Resolver: delivery.NewResolver(w.dns.Addr), Timeout: 5 * time.Second}
 		o.SpoolDir = t.TempDir()
 	})
 	w.dns.SetMX("b.test", &net.MX{Host: "mx.b.test", Pref: 10})
@@ -100,7 +101,7 @@ func newWorldWith(t *testing.T, policies []config.RelayPolicy, bDomains ...confi
 	aLive := w.a.Live
 	w.signer = &msgauth.Signer{Keys: w.keys, Live: aLive}
 	w.client = delivery.New(delivery.Options{
-		Hostname: "mx.a.test", Live: aLive, Local: w.a.Store, Resolver: w.dns.Resolver(), MXPort: w.b.Port(),
+		Hostname: "mx.a.test", Live: aLive, Local: w.a.Store, Resolver: delivery.NewResolver(w.dns.Addr), MXPort: w.b.Port(),
 		DKIM:     w.signer,
 		Timeouts: delivery.Timeouts{Connect: 2 * time.Second, Command: 5 * time.Second, DataInit: 5 * time.Second, Block: 5 * time.Second, DataEnd: 5 * time.Second},
 	})
@@ -216,7 +217,9 @@ func TestSignedMailPassesAtAnotherServer(t *testing.T) {
 			}
 			// Verify the stored copy independently: our trace fields are above the signature.
 			verifs, err := dkim.VerifyWithOptions(strings.NewReader(stored), &dkim.VerifyOptions{
-				LookupTXT: func(name string) ([]string, error) { return w.dns.Resolver().LookupTXT(context.Background(), name) }})
+				LookupTXT: func(name string) ([]string, error) {
+					return delivery.NewResolver(w.dns.Addr).LookupTXT(context.Background(), name)
+				}})
 			if err != nil || len(verifs) != 1 || verifs[0].Err != nil || verifs[0].Domain != "a.test" {
 				t.Fatalf("DKIM verification of the stored copy: %v %+v", err, verifs)
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubemail/kubemail/internal/dnstest"
 	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
 	"github.com/kubemail/kubemail/mailserver/mtasts"
 )
@@ -21,14 +22,14 @@ const enforceB = "version: STSv1\r\nmode: enforce\r\nmx: mx.b.test\r\nmax_age: 8
 // world: DNS with _mta-sts.b.test and mta-sts.b.test on 127.0.0.4, where an HTTPS server with a
 // certificate from the test CA serves the policy.
 type world struct {
-	dns    *deliverytest.DNS
+	dns    *dnstest.Server
 	ca     *deliverytest.CA
 	policy *deliverytest.PolicyServer
 	logs   *logBuffer
 }
 
 func newWorld(t *testing.T) *world {
-	w := &world{dns: deliverytest.StartDNS(t), ca: deliverytest.NewCA(t), logs: &logBuffer{}}
+	w := &world{dns: dnstest.Start(t), ca: deliverytest.NewCA(t), logs: &logBuffer{}}
 	w.policy = deliverytest.StartPolicyServer(t, w.ca, "127.0.0.4", "mta-sts.b.test")
 	w.policy.Set(enforceB)
 	w.dns.SetA("mta-sts.b.test", "127.0.0.4")
@@ -167,7 +168,7 @@ func TestKeptPoliciesSurviveARestartAndExpire(t *testing.T) {
 		t.Fatalf("policy %+v", pol)
 	}
 	// Restart with the TXT record gone and the policy host down: the kept policy applies.
-	w.dns.SetTXT("_mta-sts.b.test")
+	w.dns.Remove("_mta-sts.b.test", "TXT")
 	w.policy.Stop()
 	if pol := lookup(t, w.policies(withDir), "b.test"); pol == nil || pol.Mode != mtasts.Enforce || pol.ID != "one" {
 		t.Fatalf("after a restart: %+v", pol)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/emersion/go-message"
 
+	"github.com/kubemail/kubemail/internal/dnstest"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
 	"github.com/kubemail/kubemail/mailserver/queue"
@@ -26,7 +27,7 @@ import (
 // MX servers on the same port, found through a miekg/dns test server.
 type world struct {
 	t    *testing.T
-	dns  *deliverytest.DNS
+	dns  *dnstest.Server
 	a    *deliverytest.Server // A's store and config (its MX is not used)
 	b, c *deliverytest.Server
 	dir  string // A's queue dir
@@ -37,7 +38,7 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
-	w := &world{t: t, dns: deliverytest.StartDNS(t), logs: &syncBuffer{}}
+	w := &world{t: t, dns: dnstest.Start(t), logs: &syncBuffer{}}
 	port := deliverytest.FreePort(t, "127.0.0.2")
 	w.b = deliverytest.StartMX(t, "mx.b.test", "127.0.0.2", port, deliverytest.Mailboxes(t, "b.test", "bob"))
 	w.c = deliverytest.StartMX(t, "mx.c.test", "127.0.0.3", port, deliverytest.Mailboxes(t, "c.test", "carol"))
@@ -63,7 +64,7 @@ func (w *world) client(timeout time.Duration) *delivery.Client {
 		Hostname: "mx.a.test",
 		Live:     w.a.Live,
 		Local:    w.a.Store,
-		Resolver: w.dns.Resolver(),
+		Resolver: delivery.NewResolver(w.dns.Addr),
 		MXPort:   w.b.Port(),
 		Timeouts: delivery.Timeouts{Connect: 2 * time.Second, Command: timeout, DataInit: timeout, Block: timeout, DataEnd: timeout},
 		Logger:   w.logger(),

@@ -16,7 +16,7 @@ import (
 func (w *world) signingQueue(signer delivery.Signer) *queue.Queue {
 	w.t.Helper()
 	cl := delivery.New(delivery.Options{
-		Hostname: "mx.a.test", Live: w.a.Live, Local: w.a.Store, Resolver: w.dns.Resolver(), MXPort: w.b.Port(),
+		Hostname: "mx.a.test", Live: w.a.Live, Local: w.a.Store, Resolver: delivery.NewResolver(w.dns.Addr), MXPort: w.b.Port(),
 		DKIM: signer, Logger: w.logger(),
 		Timeouts: delivery.Timeouts{Connect: 2 * time.Second, Command: 5 * time.Second, DataInit: 5 * time.Second, Block: 5 * time.Second, DataEnd: 5 * time.Second},
 	})

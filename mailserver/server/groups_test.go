@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/kubemail/kubemail/internal/dnstest"
 	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
 	"github.com/kubemail/kubemail/mailserver/store/storetest"
 )
@@ -64,7 +65,7 @@ type groupSetup struct {
 }
 
 func startGroupServer(t *testing.T) *groupSetup {
-	dns := deliverytest.StartDNS(t) // empty: nothing leaves except by the route
+	dns := dnstest.Start(t) // empty: nothing leaves except by the route
 	b := deliverytest.StartMX(t, "mx.b.test", "127.0.0.1", 0, deliverytest.Mailboxes(t, "b.test", "outsider"))
 	host, port, _ := net.SplitHostPort(b.Addr)
 	g := &groupSetup{manifests: t.TempDir(), data: t.TempDir(), b: b}

@@ -11,7 +11,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
+	"github.com/kubemail/kubemail/internal/dnstest"
 	"github.com/kubemail/kubemail/mailserver/msgauth"
 )
 
@@ -19,7 +19,7 @@ import (
 // SPF, DKIM and DMARC and records them in Authentication-Results; a forged a.test From: sent
 // straight to B's MX is refused.
 func TestSignedAtAVerifiedAtB(t *testing.T) {
-	dns := deliverytest.StartDNS(t)
+	dns := dnstest.Start(t)
 	b := startServer(t, writeDomain(t, "b.test", "bob", "bob-password"), func(o *Options) { o.DNSResolver = dns.Addr })
 	_, bPort, _ := net.SplitHostPort(b.addrs["smtp"])
 	var port int

@@ -15,8 +15,8 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/kubemail/kubemail/internal/dnstest"
 	"github.com/kubemail/kubemail/mailserver/config"
-	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
 )
 
 func writeDomain(t *testing.T, domain, user, password string) string {
@@ -49,7 +49,7 @@ stringData: {password: %[4]s}
 // alice@a.test submits a message to bob@b.test on server A; A finds B by its MX record, delivers
 // it over SMTP, and bob reads it over IMAP on server B, once.
 func TestSubmissionReachesAnotherServer(t *testing.T) {
-	dns := deliverytest.StartDNS(t)
+	dns := dnstest.Start(t)
 	b := startServer(t, writeDomain(t, "b.test", "bob", "bob-password"))
 	_, bPort, _ := net.SplitHostPort(b.addrs["smtp"])
 	var port int
@@ -151,7 +151,7 @@ func sendMailTo(addr, from, to string) error {
 // A RelayPolicy route sends the mail for b.test straight to server B: the DNS server A asks
 // has no records at all, so without the route the message would bounce (no MX, no address).
 func TestRouteReachesAnotherServerWithoutDNS(t *testing.T) {
-	dns := deliverytest.StartDNS(t) // empty: every name is NXDOMAIN
+	dns := dnstest.Start(t) // empty: every name is NXDOMAIN
 	b := startServer(t, writeDomain(t, "b.test", "bob", "bob-password"), func(o *Options) { o.DNSResolver = dns.Addr })
 	bHost, bPort, _ := net.SplitHostPort(b.addrs["smtp"])
 	aManifests := writeDomain(t, "a.test", "alice", "alice-password")

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubemail/kubemail/internal/dnstest"
 	"github.com/kubemail/kubemail/mailserver/admin"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
@@ -22,10 +23,10 @@ import (
 func StartQueue(t *testing.T) (dataDir string, q *queue.Queue) {
 	t.Helper()
 	dataDir = t.TempDir()
-	dns := deliverytest.StartDNS(t)
+	dns := dnstest.Start(t)
 	dns.SetMX("b.test", &net.MX{Host: "mx.b.test", Pref: 10})
 	dns.SetA("mx.b.test", "127.0.0.1")
-	cl := delivery.New(delivery.Options{Hostname: "mx.a.test", Resolver: dns.Resolver(), MXPort: deliverytest.FreePort(t, "127.0.0.1"),
+	cl := delivery.New(delivery.Options{Hostname: "mx.a.test", Resolver: delivery.NewResolver(dns.Addr), MXPort: deliverytest.FreePort(t, "127.0.0.1"),
 		Timeouts: delivery.Timeouts{Connect: 2 * time.Second}})
 	t.Cleanup(cl.Close)
 	q, err := queue.Open(filepath.Join(dataDir, "queue"), queue.Options{Hostname: "mx.a.test", Transport: cl,

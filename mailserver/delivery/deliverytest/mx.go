@@ -1,3 +1,8 @@
+// Package deliverytest runs the remote side of outbound delivery for tests, with real parts: real
+// kubemail MX and submission servers (mailserver/smtp over mailserver/store) on 127.0.0.x
+// addresses, an MTA-STS policy server with its own CA, and a DKIM signer. The DNS they are
+// found by is internal/dnstest; delivery.NewResolver(dns.Addr) asks it through the mail
+// server's DNS cache, as the server does.
 package deliverytest
 
 import (
