@@ -11,7 +11,7 @@ import (
 	"github.com/kubemail/kubemail/api/v1alpha1"
 	kmbuilder "github.com/kubemail/kubemail/controllers/builder"
 	"github.com/kubemail/kubemail/controllers/dnscheck"
-	"github.com/kubemail/kubemail/controllers/dnscheck/dnstest"
+	"github.com/kubemail/kubemail/internal/dnstest"
 )
 
 // TestDNSChecksSchedule drives dnsChecks as reconciles do: a check starts in the background,
@@ -58,11 +58,11 @@ func TestDNSChecksSchedule(t *testing.T) {
 	}
 
 	// Reconciles before the interval is up look nothing up.
-	queries := zone.Queries()
+	queries := zone.Queries("", "")
 	for range 5 {
 		reconcile()
 	}
-	if n := zone.Queries() - queries; n != 0 {
+	if n := zone.Queries("", "") - queries; n != 0 {
 		t.Errorf("%d DNS queries from reconciles within the interval", n)
 	}
 

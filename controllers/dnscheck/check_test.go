@@ -16,7 +16,7 @@ import (
 	"github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers/builder"
 	"github.com/kubemail/kubemail/controllers/dnscheck"
-	"github.com/kubemail/kubemail/controllers/dnscheck/dnstest"
+	"github.com/kubemail/kubemail/internal/dnstest"
 )
 
 const (

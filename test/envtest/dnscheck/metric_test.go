@@ -17,7 +17,7 @@ import (
 	"github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers"
 	"github.com/kubemail/kubemail/controllers/dnscheck"
-	"github.com/kubemail/kubemail/controllers/dnscheck/dnstest"
+	"github.com/kubemail/kubemail/internal/dnstest"
 )
 
 // TestDNSPublishedMetric follows the manager's gauge kubemail_maildomain_dns_published, as its
