@@ -140,7 +140,7 @@ func TestSuppressed(t *testing.T) {
 			if rs := s.replies(t); len(rs) != 0 {
 				t.Fatalf("replied:\n%s", rs[0].raw)
 			}
-			if got := counted("suppressed_" + tc.reason) - before; got != 1 {
+			if got := counted("suppressed_"+tc.reason) - before; got != 1 {
 				t.Errorf("suppressed_%s counted %v times, want 1", tc.reason, got)
 			}
 			// The control: an ordinary message from an ordinary sender, in the window.

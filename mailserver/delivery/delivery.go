@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kubemail/kubemail/mailserver/autoreply"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/msgauth/dnscache"
 	"github.com/kubemail/kubemail/mailserver/mtasts"
@@ -110,8 +111,11 @@ type Options struct {
 	MaxMessagesPerConn int
 	Timeouts           Timeouts
 	// DKIM signs the mail sent over SMTP (not local deliveries); nil sends it as queued.
-	DKIM   Signer
-	Logger *slog.Logger
+	DKIM Signer
+	// AutoReply is told of every local delivery, to send the mailboxes' out-of-office replies
+	// (package autoreply); nil sends none.
+	AutoReply *autoreply.Responder
+	Logger    *slog.Logger
 }
 
 // Message is one queued message on its way to some of its recipients.
@@ -386,9 +390,27 @@ func (c *Client) deliverLocal(ctx context.Context, m *Message, rcpts []string) [
 		for _, mb := range mailboxes {
 			set(mb, res)
 		}
+		if res.Delivered() {
+			c.autoReply(m, mailboxes)
+		}
 		break
 	}
 	return results
+}
+
+// autoReply hands a local delivery to the out-of-office responder, with the stored header.
+func (c *Client) autoReply(m *Message, mailboxes []string) {
+	if !c.opts.AutoReply.Wants(mailboxes) {
+		return
+	}
+	r, err := m.Open()
+	if err != nil {
+		c.log.Warn("Failed to read the header for automatic replies", "id", m.ID, "err", err)
+		return
+	}
+	header := autoreply.ReadHeader(r)
+	r.Close()
+	c.opts.AutoReply.Delivered(m.From, mailboxes, header)
 }
 
 // storeLocal makes one all-or-nothing delivery into the mailboxes and returns its result, and

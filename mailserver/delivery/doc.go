@@ -4,7 +4,9 @@
 // # Routing (per recipient domain, first match wins)
 //
 //  1. A domain we serve (config.Directory.Domain): local delivery into the mailbox through the
-//     Local deliverer (the store); an address with no mailbox fails with 550 5.1.1.
+//     Local deliverer (the store); an address with no mailbox fails with 550 5.1.1. The
+//     mailboxes delivered into are handed, with the message's header, to Options.AutoReply
+//     for their out-of-office replies (package autoreply), which works in the background.
 //  2. A static route (Routing.Static: domain -> "host:port"), from the RelayPolicies' routes
 //     (in Kubernetes the operator adds one per other MailDomain, to its Service). The host is
 //     resolved with A/AAAA; STARTTLS is opportunistic.

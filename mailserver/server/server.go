@@ -17,6 +17,11 @@
 // RCPT or DATA, checked against the config in force at that command (package smtp). Sessions of
 // mailboxes the reload left alone go on. So "delete the Mailbox" or "rotate its password
 // Secret" cuts off the sessions that logged in before, within the reload's poll interval.
+//
+// Out-of-office replies (Mailbox spec.autoReply) come from one autoreply.Responder, told of
+// deliveries by both the MX/submission servers and the queue's local delivery, remembering whom
+// it answered in DataDir/autoreply and queueing its replies in the outbound queue; it reads the
+// config in force, so a reload changes replies at once.
 package server
 
 import (
@@ -24,6 +29,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,6 +44,7 @@ import (
 
 	"github.com/kubemail/kubemail/mailserver/admin"
 	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/autoreply"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/imap"
@@ -142,11 +149,22 @@ func Run(ctx context.Context, opts Options) error {
 	signer := &msgauth.Signer{Keys: dkimKeys, Live: live}
 	// MTA-STS policies (RFC 8461) of recipient domains, kept in DATA/mta-sts across restarts.
 	stsPolicies := mtasts.New(mtasts.Options{Resolver: resolver, Dir: filepath.Join(opts.DataDir, "mta-sts"), Logger: log})
+	// Out-of-office replies (Mailbox spec.autoReply) go into the queue, which is made after the
+	// delivery client that hands the responder its local deliveries.
+	var q *queue.Queue
+	responder := autoreply.New(autoreply.Options{Live: live, Dir: filepath.Join(opts.DataDir, "autoreply"),
+		Hostname: opts.Hostname, Logger: log,
+		Queue: autoreply.EnqueueFunc(func(ctx context.Context, from string, rcpts []string, prefix []byte, body io.Reader) (string, error) {
+			return q.Enqueue(ctx, from, rcpts, prefix, body)
+		})})
 	outbound := delivery.Options{Hostname: opts.Hostname, Live: live, Local: st, Routing: routing(cfg),
-		MXPort: opts.OutboundMXPort, Resolver: resolver, DKIM: signer, MTASTS: stsPolicies, Logger: log}
+		MXPort: opts.OutboundMXPort, Resolver: resolver, DKIM: signer, MTASTS: stsPolicies, AutoReply: responder, Logger: log}
 	client := delivery.New(outbound)
 	defer client.Close()
-	q, err := queue.Open(filepath.Join(opts.DataDir, "queue"), queue.Options{
+	// Last, once the sessions and the queue's deliveries are done: the replies being worked out
+	// are written into the queue's directory, sent at the next start.
+	defer responder.Wait()
+	q, err = queue.Open(filepath.Join(opts.DataDir, "queue"), queue.Options{
 		Hostname: opts.Hostname, Retry: retryPolicy(cfg), Transport: client, Live: live, Local: st, Signer: signer, Logger: log})
 	if err != nil {
 		return fmt.Errorf("opening the outbound queue: %w", err)
@@ -178,7 +196,7 @@ func Run(ctx context.Context, opts Options) error {
 	var draining atomic.Bool
 	smtpOpts := smtp.Options{Draining: &draining, Hostname: opts.Hostname, Live: live, Store: st, Queue: q, Auth: authn, TLS: tlsConfig, Logger: log,
 		Verifier: &msgauth.Verifier{Hostname: opts.Hostname, Resolver: resolver, Logger: log},
-		SpoolDir: filepath.Join(opts.DataDir, "spool")}
+		SpoolDir: filepath.Join(opts.DataDir, "spool"), AutoReply: responder}
 	imapSrv := imap.NewServer(imap.Options{Store: st, Live: live, Auth: authn, TLS: tlsConfig, Logger: log, Sessions: imapSessions})
 
 	ls := listeners{maxConns: opts.MaxConns, maxPerIP: opts.MaxConnsPerIP}

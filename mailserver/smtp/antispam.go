@@ -128,6 +128,20 @@ func (tx *transaction) targets() []store.Target {
 	return ts
 }
 
+// inboxes are the mailboxes whose copy goes into the INBOX (not Junk).
+func (tx *transaction) inboxes() []string {
+	if tx.quarantine != "" {
+		return nil
+	}
+	var out []string
+	for _, mb := range tx.mailboxes {
+		if tx.junk[mb] == "" {
+			out = append(out, mb)
+		}
+	}
+	return out
+}
+
 // junkAttrs are the "Accepted message" log line's attributes for a message that went into Junk,
 // and the metric's count of it (once per message, by its first reason).
 func (s *session) junkAttrs(tx *transaction) []any {

@@ -11,6 +11,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/kubemail/kubemail/mailserver/autoreply"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 )
@@ -52,6 +53,13 @@ func (s *session) deliver(r io.Reader) error {
 		}
 		prefix, src = append(results, prefix...), sp.reader()
 	}
+	// Out-of-office replies need the header of what went into the INBOXes; mail for the queue is
+	// answered when the queue delivers it.
+	var capture *autoreply.Capture
+	if err == nil && len(tx.remote) == 0 && s.b.opts.AutoReply.Wants(tx.inboxes()) {
+		capture = autoreply.NewCapture(src)
+		src = capture
+	}
 	var groupIDs []string
 	switch {
 	case err != nil:
@@ -66,6 +74,10 @@ func (s *session) deliver(r io.Reader) error {
 	}
 	if err == nil && body.err == nil {
 		s.logAccepted(tx, user, body.n, groupIDs)
+		if capture != nil {
+			// In the background: the reply never delays or fails the delivery.
+			s.b.opts.AutoReply.Delivered(tx.from, tx.inboxes(), append(bytes.Clone(prefix), capture.Header()...))
+		}
 		return reply(250, gosmtp.EnhancedCode{2, 0, 0}, "OK: queued as "+tx.id)
 	}
 	if body.err != nil {

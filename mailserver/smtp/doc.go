@@ -170,6 +170,16 @@
 // a second message, and no correct client sends them. go-smtp accepts bare LF at the end of
 // command lines; that is harmless there.
 //
+// # Out-of-office replies (Options.AutoReply)
+//
+// When a message is stored straight into mailboxes (no remote recipient) and one of the
+// mailboxes whose copy went into the INBOX has an autoReply, the header is kept as the data
+// passes into the store (at most 64 KiB, no second read), and once the delivery has succeeded
+// the sender, those mailboxes and the header (our trace fields on top) go to the
+// autoreply.Responder, which decides and queues the replies in the background: a reply never
+// delays or fails the 250. Copies that went into Junk, refused messages and mail for the queue
+// (answered when the queue delivers it, package delivery) are not handed over here.
+//
 // # Authenticity (Options.Verifier)
 //
 // With a msgauth.Verifier, the MX checks the mail of every client outside the trusted networks

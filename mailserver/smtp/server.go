@@ -16,6 +16,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/autoreply"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/msgauth"
 )
@@ -54,6 +55,10 @@ type Options struct {
 	// (RFC 5321 3.8): the server is stopping, and a transaction begun now could be cut off.
 	// Transactions already under way finish.
 	Draining *atomic.Bool
+	// AutoReply is told of every message stored straight into mailboxes' INBOX, after the
+	// delivery, to send their out-of-office replies (package autoreply); nil sends none. Mail
+	// that goes through the queue is answered when the queue delivers it (package delivery).
+	AutoReply *autoreply.Responder
 }
 
 // Timeouts and limits of both servers. The returned *gosmtp.Server may be changed before Serve
