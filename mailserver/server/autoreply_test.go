@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
@@ -142,7 +143,7 @@ func personal(from, subject string) string {
 func TestAutoReplyOverMX(t *testing.T) {
 	a := startAway(t, awayReply)
 	a.mailAlice(t, "carol@remote.test", "alice@example.test", personal("carol@remote.test", "lunch"))
-	reply := a.remote.WaitInbox("carol@remote.test", 1, 30e9)[0]
+	reply := a.remote.WaitInbox("carol@remote.test", 1, 30*time.Second)[0]
 	for _, want := range []string{"From: <alice@example.test>", "To: <carol@remote.test>", "Subject: Out of office",
 		"Auto-Submitted: auto-replied", "In-Reply-To: <lunch@remote.test>", "DKIM-Signature: ", "d=example.test",
 		"I am away until 2 December; for urgent matters write to bob@example.test."} {
@@ -180,7 +181,7 @@ func TestAutoReplyOverMX(t *testing.T) {
 	}
 	// The control: an ordinary message is still answered, after all of those were decided.
 	a.mailAlice(t, "ivan@remote.test", "alice@example.test", personal("ivan@remote.test", "control"))
-	a.remote.WaitInbox("ivan@remote.test", 1, 30e9)
+	a.remote.WaitInbox("ivan@remote.test", 1, 30*time.Second)
 	for _, s := range remoteSenders {
 		want := 0
 		if s == "carol" || s == "ivan" {
@@ -260,7 +261,7 @@ func TestAutoReplyReload(t *testing.T) {
 		return nil
 	})
 	a.mailAlice(t, "dave@remote.test", "alice@example.test", personal("dave@remote.test", "after"))
-	a.remote.WaitInbox("dave@remote.test", 1, 30e9)
+	a.remote.WaitInbox("dave@remote.test", 1, 30*time.Second)
 	for _, s := range []string{"carol", "erin"} {
 		if n := len(a.remote.Inbox(s + "@remote.test")); n != 0 {
 			t.Errorf("%s got %d replies, want none", s, n)
@@ -282,5 +283,38 @@ func TestStartupRefusesBadAutoReply(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("err = %v, want it to name %q", err, tc.want)
 		}
+	}
+}
+
+// Mail the MX puts into Junk (a DNSBL with action Junk lists the client) is not answered; the
+// same mail from a clean client is.
+func TestAutoReplyNotForJunk(t *testing.T) {
+	a := &awaySetup{manifests: t.TempDir(), data: t.TempDir(), dns: dnstest.Start(t)}
+	a.dns.AddAddr("2.0.0.127.bl.test", "127.0.0.2")
+	a.remote = deliverytest.StartMX(t, "mx.remote.test", "127.0.0.1", 0, deliverytest.Mailboxes(t, "remote.test", remoteSenders...))
+	host, port, _ := net.SplitHostPort(a.remote.Addr)
+	a.write(t, "route.yaml", fmt.Sprintf("apiVersion: mail.kubemail.io/v1alpha1\nkind: RelayPolicy\nmetadata: {name: to-remote}\nspec:\n  routes: [{domains: [remote.test], host: %q, port: %s}]\n", host, port))
+	a.write(t, "domain.yaml", strings.Replace(awayDomain+awayReply, "spec: {domain: example.test}",
+		"spec:\n  domain: example.test\n  antispam: {dnsbls: [{zone: bl.test, action: Junk}]}", 1))
+	a.start(t)
+
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 10 * time.Second}
+	conn, err := d.Dial("tcp", a.srv.addrs["smtp"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gosmtp.NewClient(conn)
+	if err := c.SendMail("dave@remote.test", []string{"alice@example.test"}, strings.NewReader(personal("dave@remote.test", "junk"))); err != nil {
+		t.Fatalf("mail from the listed client: %v", err)
+	}
+	c.Quit()
+	a.waitLog(t, `msg="Accepted message"`, "from=dave@remote.test", "folder=Junk")
+	a.mailAlice(t, "ivan@remote.test", "alice@example.test", personal("ivan@remote.test", "clean"))
+	a.remote.WaitInbox("ivan@remote.test", 1, 30*time.Second)
+	if n := len(a.remote.Inbox("dave@remote.test")); n != 0 {
+		t.Errorf("the junked message got %d replies", n)
+	}
+	if strings.Contains(a.srv.log.String(), "from=dave@remote.test reason=") {
+		t.Errorf("the junked message reached the responder:\n%s", a.srv.log.String())
 	}
 }
