@@ -37,6 +37,19 @@ func (r *Responder) path(mailbox string) string {
 	return filepath.Join(r.opts.Dir, url.PathEscape(mailbox)+".json")
 }
 
+// Forget drops what the responder remembers of mailbox's replies, on disk and in memory: the
+// mailbox's mail was purged (Mailbox spec.reclaimPolicy: Delete), and whom it answered goes with
+// it; a Mailbox made again with the address starts afresh.
+func (r *Responder) Forget(mailbox string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.memory, mailbox)
+	if err := os.Remove(r.path(mailbox)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", r.path(mailbox), err)
+	}
+	return nil
+}
+
 // remember records a reply from mailbox to sender at now, unless one was sent within the
 // interval; undo takes the record back. The file is durable before it returns true.
 func (r *Responder) remember(mailbox string, ar *config.AutoReply, sender string, now time.Time) (undo func(), ok bool) {

@@ -36,7 +36,9 @@ const trashDir = "trash"
 //     NO [AUTHENTICATIONFAILED]; SMTP answers 451 4.3.0 and the sender, or the queue, retries
 //     and then finds the address gone (550, a bounce). The tombstone is lifted
 //     (store.ReviveMailboxes) only when a config that has the address as a mailbox is applied;
-//   - a Maildir that is not there is nothing to do, so every load may list the same addresses.
+//   - a Maildir that is not there is nothing to do, so every load may list the same addresses;
+//   - the out-of-office replies' record of whom the mailbox answered (DATA/autoreply) goes with
+//     its mail (autoreply.Responder.Forget).
 //
 // The order, in putInForce, is: the config in force (config.Live.Store), then revive the
 // addresses that are its mailboxes, then purge what it lists. Why no interleaving gives a
@@ -65,6 +67,9 @@ type purger struct {
 	dataDir string
 	store   *store.Store
 	log     *slog.Logger
+	// forget, when set, drops what else the server keeps of a purged address (the
+	// out-of-office replies' record of whom it answered).
+	forget func(addr string) error
 }
 
 func newPurger(dataDir string, st *store.Store, log *slog.Logger) *purger {
@@ -128,6 +133,11 @@ func (p *purger) purge(addr string) error {
 	}
 	if existed || messages > 0 {
 		p.log.Info("Purged a deleted mailbox", "mailbox", addr, "dir", dir, "messages", messages)
+	}
+	if p.forget != nil {
+		if err := p.forget(addr); err != nil {
+			p.log.Error("Failed to remove a purged mailbox's record of automatic replies", "mailbox", addr, "err", err)
+		}
 	}
 	return nil
 }

@@ -129,8 +129,18 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("opening the mailbox store: %w", err)
 	}
+	// Out-of-office replies (Mailbox spec.autoReply) go into the queue, which is made after the
+	// delivery client that hands the responder its local deliveries; a purge forgets a deleted
+	// mailbox's record of whom it answered.
+	var q *queue.Queue
+	responder := autoreply.New(autoreply.Options{Live: live, Dir: filepath.Join(opts.DataDir, "autoreply"),
+		Hostname: opts.Hostname, Logger: log,
+		Queue: autoreply.EnqueueFunc(func(ctx context.Context, from string, rcpts []string, prefix []byte, body io.Reader) (string, error) {
+			return q.Enqueue(ctx, from, rcpts, prefix, body)
+		})})
 	// Deleted mailboxes' mail goes before anything is served (see purger).
 	purges := newPurger(opts.DataDir, st, log)
+	purges.forget = responder.Forget
 	purges.emptyTrash()
 	purges.apply(cfg)
 	authn := auth.NewAuthenticator(live)
@@ -149,14 +159,6 @@ func Run(ctx context.Context, opts Options) error {
 	signer := &msgauth.Signer{Keys: dkimKeys, Live: live}
 	// MTA-STS policies (RFC 8461) of recipient domains, kept in DATA/mta-sts across restarts.
 	stsPolicies := mtasts.New(mtasts.Options{Resolver: resolver, Dir: filepath.Join(opts.DataDir, "mta-sts"), Logger: log})
-	// Out-of-office replies (Mailbox spec.autoReply) go into the queue, which is made after the
-	// delivery client that hands the responder its local deliveries.
-	var q *queue.Queue
-	responder := autoreply.New(autoreply.Options{Live: live, Dir: filepath.Join(opts.DataDir, "autoreply"),
-		Hostname: opts.Hostname, Logger: log,
-		Queue: autoreply.EnqueueFunc(func(ctx context.Context, from string, rcpts []string, prefix []byte, body io.Reader) (string, error) {
-			return q.Enqueue(ctx, from, rcpts, prefix, body)
-		})})
 	outbound := delivery.Options{Hostname: opts.Hostname, Live: live, Local: st, Routing: routing(cfg),
 		MXPort: opts.OutboundMXPort, Resolver: resolver, DKIM: signer, MTASTS: stsPolicies, AutoReply: responder, Logger: log}
 	client := delivery.New(outbound)
