@@ -1,7 +1,8 @@
 // Package dnstest is an authoritative DNS server for tests, one for every package of the module
-// (the mail server's inbound checks and outbound delivery, the operator's DNS check):
-// github.com/miekg/dns on a loopback UDP and TCP port (TCP for the retry after a truncated
-// answer), stopped when the test ends.
+// (the mail server's inbound checks and outbound delivery, the operator's DNS check, the relay
+// tests and the outbound benchmark): github.com/miekg/dns on a loopback UDP and TCP port (TCP
+// for the retry after a truncated answer), stopped when the test ends (Start), or on a given
+// address until Close (Listen).
 //
 // It answers for every name:
 //
@@ -27,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -43,38 +45,74 @@ type Server struct {
 	records  map[string][]dns.RR // by lower-case FQDN; a key with no records is NODATA
 	servfail map[string]bool
 	queries  map[string]int // "A name." -> count
+	udp, tcp *dns.Server
 }
 
 // Start serves until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{records: map[string][]dns.RR{}, servfail: map[string]bool{}, queries: map[string]int{}}
 	// UDP and TCP on the same port; the TCP port may be taken by some client's ephemeral port.
-	var pc net.PacketConn
-	var ln net.Listener
 	for try := 0; ; try++ {
-		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
 			t.Fatal(err)
 		}
-		s.Addr = pc.LocalAddr().String()
-		if ln, err = net.Listen("tcp", s.Addr); err == nil {
-			break
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			s, err := serve(pc, ln)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(s.Close)
+			return s
 		}
 		_ = pc.Close()
 		if try == 20 {
 			t.Fatal(err)
 		}
 	}
-	udp := &dns.Server{PacketConn: pc, Handler: s}
-	tcp := &dns.Server{Listener: ln, Handler: s}
-	go func() { _ = udp.ActivateAndServe() }()
-	go func() { _ = tcp.ActivateAndServe() }()
-	t.Cleanup(func() {
-		_ = udp.Shutdown()
-		_ = tcp.Shutdown()
-	})
-	return s
+}
+
+// Listen serves on addr (e.g. "127.0.1.53:53"; a port, not 0, since UDP and TCP share it) over
+// UDP and TCP until Close, for what is not a test (test/relay's harness, shared with
+// bench/outbound); it returns once both serve.
+func Listen(addr string) (*Server, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dnstest: %w", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = pc.Close()
+		return nil, fmt.Errorf("dnstest: %w", err)
+	}
+	return serve(pc, ln)
+}
+
+// serve answers on pc and ln, and returns once both serve.
+func serve(pc net.PacketConn, ln net.Listener) (*Server, error) {
+	s := &Server{Addr: pc.LocalAddr().String(), records: map[string][]dns.RR{}, servfail: map[string]bool{}, queries: map[string]int{}}
+	started := make(chan struct{}, 2)
+	notify := func() { started <- struct{}{} }
+	s.udp = &dns.Server{PacketConn: pc, Handler: s, NotifyStartedFunc: notify}
+	s.tcp = &dns.Server{Listener: ln, Handler: s, NotifyStartedFunc: notify}
+	go func() { _ = s.udp.ActivateAndServe() }()
+	go func() { _ = s.tcp.ActivateAndServe() }()
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			s.Close()
+			return nil, fmt.Errorf("dnstest: the DNS server on %s did not start", s.Addr)
+		}
+	}
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Server) Close() {
+	_ = s.udp.Shutdown()
+	_ = s.tcp.Shutdown()
 }
 
 func key(name string) string { return strings.ToLower(dns.Fqdn(name)) }

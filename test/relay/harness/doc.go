@@ -1,6 +1,6 @@
 // Package harness runs the real programs of kubemail's outbound tests and benchmark on loopback:
 // `kubemail server` processes, each on port 25 (and 587, 465, 143, 993) of its own 127.x.y.z
-// address; a DNS server (github.com/miekg/dns) answering MX and A records for the test domains;
+// address; a DNS server (internal/dnstest) answering MX and A records for the test domains;
 // throwaway Postfix instances run as root from a temp config_directory; and Postfix's smtp-sink.
 //
 // Every start returns an error instead of failing a test, so that test/relay and the
