@@ -46,6 +46,7 @@ type Server struct {
 	servfail map[string]bool
 	queries  map[string]int // "A name." -> count
 	udp, tcp *dns.Server
+	fixed    bool // made by Listen on a given address, which Close must leave free
 }
 
 // Start serves until the test ends.
@@ -86,7 +87,11 @@ func Listen(addr string) (*Server, error) {
 		_ = pc.Close()
 		return nil, fmt.Errorf("dnstest: %w", err)
 	}
-	return serve(pc, ln)
+	s, err := serve(pc, ln)
+	if err == nil {
+		s.fixed = true
+	}
+	return s, err
 }
 
 // serve answers on pc and ln, and returns once both serve.
@@ -109,10 +114,29 @@ func serve(pc net.PacketConn, ln net.Listener) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the server.
+// Close stops the server. For a server made by Listen it returns once the address can be bound
+// again: Go closes a socket's descriptor only when the last goroutine using it (here the serve
+// loop, woken by a read deadline) lets go of it, which on a loaded machine can be milliseconds
+// after Close of the net.PacketConn returned, and the next test's Listen on the same address
+// would fail with EADDRINUSE.
 func (s *Server) Close() {
 	_ = s.udp.Shutdown()
 	_ = s.tcp.Shutdown()
+	if !s.fixed {
+		return
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		pc, err := net.ListenPacket("udp", s.Addr)
+		if err != nil {
+			continue
+		}
+		ln, err := net.Listen("tcp", s.Addr)
+		_ = pc.Close() // no other goroutine holds these: closed at once
+		if err == nil {
+			_ = ln.Close()
+			return
+		}
+	}
 }
 
 func key(name string) string { return strings.ToLower(dns.Fqdn(name)) }
