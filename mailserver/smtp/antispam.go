@@ -1,12 +1,14 @@
 package smtp
 
 import (
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 
@@ -78,6 +80,35 @@ func (s *session) checkDNSBLs(tx *transaction, dom *config.Domain) (junkZone, re
 		}
 	}
 	return "", "", nil
+}
+
+// carryDNSBLAnswers hands the session's DNSBL answers to the connection's next session when this
+// one ends because of STARTTLS: go-smtp then ends the session after the handshake (RFC 3207 4.2:
+// what was learned from the client is discarded), with the connection already under TLS, and
+// starts the next at the EHLO that follows. The answers are about the client's address, which
+// TLS does not change, so a list is still asked once per connection. Answers not picked up
+// within the read timeout (no EHLO after the handshake: the connection has timed out) are
+// dropped, so a client that never says EHLO again leaves nothing behind. Called by Logout.
+func (s *session) carryDNSBLAnswers() {
+	if s.tls != nil || s.b.role != roleMX {
+		return // a session under TLS ends with its connection
+	}
+	s.mu.Lock()
+	answers := s.dnsbl
+	s.mu.Unlock()
+	if len(answers) == 0 {
+		return
+	}
+	if _, upgraded := s.conn.Conn().(*tls.Conn); !upgraded {
+		return // the connection is closing
+	}
+	c := s.conn
+	s.b.dnsblCarried.Store(c, answers)
+	wait := c.Server().ReadTimeout
+	if wait <= 0 {
+		wait = readTimeout
+	}
+	time.AfterFunc(wait, func() { s.b.dnsblCarried.Delete(c) })
 }
 
 // lookupDNSBL asks one list, counts and logs the outcome.

@@ -203,8 +203,8 @@
 //   - DNS blocklists (RFC 5782). At the first RCPT for a domain that has lists, the client's
 //     address is looked up in each of the domain's lists not asked yet on this connection, all
 //     at once (msgauth.Verifier.LookupDNSBL: through the server's DNS cache, 5 s each); the
-//     answers are kept for the connection, so a list is asked at most once per connection
-//     (again after STARTTLS, from the cache). The lookup comes before the mailbox lookup, so a
+//     answers are kept for the connection, STARTTLS included (the client's address does not
+//     change), so a list is asked at most once per connection. The lookup comes before the mailbox lookup, so a
 //     listed client learns nothing of which addresses exist. If a list with action Reject lists
 //     the client, the recipient gets 554 5.7.1 "Service unavailable; Client host [IP] blocked
 //     using ZONE", with "; " and the list's TXT record appended when it has one (Postfix's

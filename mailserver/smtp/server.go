@@ -133,6 +133,9 @@ type backend struct {
 	spoolMem atomic.Int64
 	// dnsblRefusals holds the DNSBL zones whose error-code answers were logged (once each).
 	dnsblRefusals sync.Map
+	// dnsblCarried holds, per connection (*gosmtp.Conn), the DNSBL answers of a session ended by
+	// STARTTLS, for the connection's next session (see carryDNSBLAnswers).
+	dnsblCarried sync.Map
 }
 
 // NewSession is called at the first EHLO/HELO of a connection, and again after STARTTLS.
@@ -149,6 +152,9 @@ func (b *backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 		s.tls = &state
 	}
 	s.log = b.log.With("remote", s.remote.String())
+	if carried, ok := b.dnsblCarried.LoadAndDelete(c); ok {
+		s.dnsbl = carried.(map[string]dnsblAnswer)
+	}
 	if b.role == roleSubmission {
 		return &submissionSession{session: s}, nil
 	}

@@ -275,6 +275,7 @@ func (s *session) Reset() {
 // Logout ends the session; a delivery still running is cancelled.
 func (s *session) Logout() error {
 	s.cancel()
+	s.carryDNSBLAnswers()
 	return nil
 }
 
