@@ -46,6 +46,15 @@ func sampleConfig() ServerConfig {
 		Domain: md,
 		// Out of order on purpose: the rendering sorts them.
 		Mailboxes: []v1alpha1.Mailbox{mb("bob", "bob@example.test"), mb("alice", "alice@example.test", "postmaster@example.test")},
+		// Out of order on purpose too; "team" nests "all" and has a member elsewhere.
+		MailGroups: []v1alpha1.MailGroup{{
+			ObjectMeta: metav1.ObjectMeta{Name: "team", Namespace: "mail", UID: "uid-team", ResourceVersion: "8"},
+			Spec: v1alpha1.MailGroupSpec{Address: "team@example.test", Members: []string{"all@example.test", "Carol@Partners.Test"},
+				AcceptFrom: v1alpha1.AcceptFromMembers},
+		}, {
+			ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: "mail", UID: "uid-all", ResourceVersion: "8"},
+			Spec:       v1alpha1.MailGroupSpec{Address: "all@example.test", Members: []string{"postmaster@example.test", "bob@example.test"}},
+		}},
 		RelayPolicies: []v1alpha1.RelayPolicy{{
 			ObjectMeta: metav1.ObjectMeta{Name: "cluster-apps", Namespace: "mail"},
 			Spec: v1alpha1.RelayPolicySpec{TrustedNetworks: []string{"10.0.0.0/8"},
@@ -185,6 +194,10 @@ func TestManifestsResolve(t *testing.T) {
 	}
 	if bob := dir2.Mailbox("bob@example.test"); bob == nil || !auth.Verify(bob.PasswordHash, "bob-password") {
 		t.Errorf("bob@example.test = %+v, want a mailbox that bob-password logs into", bob)
+	}
+	if team := dir2.Group("team@example.test"); team == nil || team.AcceptFrom != "Members" ||
+		!reflect.DeepEqual(team.Expanded, []string{"alice@example.test", "bob@example.test", "Carol@partners.test"}) {
+		t.Errorf("team@example.test = %+v, want the group of all@ and Carol@partners.test, members only", team)
 	}
 	if len(rc.RelayPolicies) != 2 || rc.RelayPolicies[0].TrustedNetworks[0] != "10.0.0.0/8" {
 		t.Errorf("RelayPolicies = %+v", rc.RelayPolicies)
