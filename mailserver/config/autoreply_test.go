@@ -77,8 +77,8 @@ func TestAutoReplyErrorsNameTheField(t *testing.T) {
 		{"empty body", "    body: \"  \"\n", "spec.autoReply.body: must not be empty"},
 		{"body too long", "    body: " + strings.Repeat("x", MaxAutoReplyBody+1) + "\n", "spec.autoReply.body: is longer than 10240"},
 		{"two-line subject", "    body: away\n    subject: \"a\\r\\nBcc: x@example.net\"\n", "spec.autoReply.subject: must be one line"},
-		// The decoder's own error names the object and the value, not the field.
-		{"bad time", "    body: away\n    start: tomorrow\n", `Mailbox "default/alice": parsing time "tomorrow"`},
+		// A value the decoder cannot parse is named by its field too (see decodeerr.go).
+		{"bad time", "    body: away\n    start: tomorrow\n", `Mailbox "default/alice": spec.autoReply.start: invalid value "tomorrow": parsing time "tomorrow"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadManifests(writeManifest(t, autoReplyMailbox(tc.block)), plainHasher)

@@ -173,6 +173,9 @@ func decodeObject(where string, js []byte, objs *Objects, src Sources) error {
 	object := fmt.Sprintf("%s %q", tm.Kind, qualified(head.Metadata.Namespace, head.Metadata.Name))
 	strict, err := kjson.UnmarshalStrict(js, target, kjson.DisallowUnknownFields)
 	if err != nil {
+		if named := valueError(js, target, err); named != nil {
+			err = named
+		}
 		return fmt.Errorf("%s: %s: %w", where, object, err)
 	}
 	if len(strict) > 0 {
