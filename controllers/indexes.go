@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -37,6 +38,25 @@ func mailboxDomain(mb *v1alpha1.Mailbox) string {
 		return ""
 	}
 	return domain
+}
+
+// servingDomains lists the MailDomains of namespace ns whose spec.domain is domain (normalised);
+// none for domain "".
+func servingDomains(ctx context.Context, c client.Reader, ns, domain string) ([]v1alpha1.MailDomain, error) {
+	if domain == "" {
+		return nil, nil
+	}
+	var domains v1alpha1.MailDomainList
+	if err := c.List(ctx, &domains, client.InNamespace(ns), client.MatchingFields{indexMailDomainDomain: domain}); err != nil {
+		return nil, fmt.Errorf("listing MailDomains: %w", err)
+	}
+	return domains.Items, nil
+}
+
+// domainNotFound is the DomainNotFound message of an address (a Mailbox's or a MailGroup's)
+// whose domain no MailDomain of ns serves.
+func domainNotFound(ns, address, domain string) string {
+	return fmt.Sprintf("No MailDomain in namespace %s serves the domain of %s: create one with spec.domain %q.", ns, address, domain)
 }
 
 // SetupIndexes registers the field indexes the reconcilers look up.

@@ -84,14 +84,12 @@ func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 // check returns the reason and message of the Mailbox's Ready condition.
 func (r *MailboxReconciler) check(ctx context.Context, mb *v1alpha1.Mailbox) (reason, msg string, err error) {
 	ns, domain := mb.Namespace, mailboxDomain(mb)
-	var domains v1alpha1.MailDomainList
-	if domain != "" {
-		if err := r.List(ctx, &domains, client.InNamespace(ns), client.MatchingFields{indexMailDomainDomain: domain}); err != nil {
-			return "", "", err
-		}
+	domains, err := servingDomains(ctx, r.Client, ns, domain)
+	if err != nil {
+		return "", "", err
 	}
-	if len(domains.Items) == 0 {
-		return ReasonDomainNotFound, fmt.Sprintf("No MailDomain in namespace %s serves the domain of %s: create one with spec.domain %q.", ns, mb.Spec.Address, domain), nil
+	if len(domains) == 0 {
+		return ReasonDomainNotFound, domainNotFound(ns, mb.Spec.Address, domain), nil
 	}
 	ref := mb.Spec.PasswordSecretRef
 	var secret corev1.Secret
@@ -105,14 +103,14 @@ func (r *MailboxReconciler) check(ctx context.Context, mb *v1alpha1.Mailbox) (re
 	}
 	// Everything else (empty passwords, malformed hashes, an address another Mailbox has)
 	// is what Resolve finds, over the domain's Mailboxes as the MailDomain resolves them.
-	if e, err := r.resolveProblem(ctx, mb, domains.Items, domain); err != nil || e != nil {
+	if e, err := r.resolveProblem(ctx, mb, domains, domain); err != nil || e != nil {
 		if e != nil {
 			return ReasonRejected, e.Field + ": " + e.Message, nil
 		}
 		return "", "", err
 	}
-	sort.Slice(domains.Items, func(i, j int) bool { return domains.Items[i].Name < domains.Items[j].Name })
-	md := &domains.Items[0] // Resolve lets the first by name serve a domain declared twice
+	sort.Slice(domains, func(i, j int) bool { return domains[i].Name < domains[j].Name })
+	md := &domains[0] // Resolve lets the first by name serve a domain declared twice
 	var hashes corev1.Secret
 	if err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: kmbuilder.SecretName(md)}, &hashes); client.IgnoreNotFound(err) != nil {
 		return "", "", err

@@ -188,15 +188,11 @@ func (r *MailboxReconciler) reconcileFinalizer(ctx context.Context, mb *v1alpha1
 
 // served reports whether a MailDomain not being deleted serves mb's domain in its namespace.
 func (r *MailboxReconciler) served(ctx context.Context, mb *v1alpha1.Mailbox) (bool, error) {
-	domain := mailboxDomain(mb)
-	if domain == "" {
-		return false, nil
-	}
-	var domains v1alpha1.MailDomainList
-	if err := r.List(ctx, &domains, client.InNamespace(mb.Namespace), client.MatchingFields{indexMailDomainDomain: domain}); err != nil {
+	domains, err := servingDomains(ctx, r.Client, mb.Namespace, mailboxDomain(mb))
+	if err != nil {
 		return false, err
 	}
-	for _, md := range domains.Items {
+	for _, md := range domains {
 		if md.DeletionTimestamp.IsZero() {
 			return true, nil
 		}

@@ -71,24 +71,22 @@ func (r *MailGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 // check returns the reason and message of the group's Ready condition.
 func (r *MailGroupReconciler) check(ctx context.Context, g *v1alpha1.MailGroup) (reason, msg string, err error) {
 	ns, domain := g.Namespace, mailGroupDomain(g)
-	var domains v1alpha1.MailDomainList
-	if domain != "" {
-		if err := r.List(ctx, &domains, client.InNamespace(ns), client.MatchingFields{indexMailDomainDomain: domain}); err != nil {
-			return "", "", err
-		}
+	domains, err := servingDomains(ctx, r.Client, ns, domain)
+	if err != nil {
+		return "", "", err
 	}
-	if len(domains.Items) == 0 {
-		return ReasonDomainNotFound, fmt.Sprintf("No MailDomain in namespace %s serves the domain of %s: create one with spec.domain %q.", ns, g.Spec.Address, domain), nil
+	if len(domains) == 0 {
+		return ReasonDomainNotFound, domainNotFound(ns, g.Spec.Address, domain), nil
 	}
-	e, expanded, err := r.resolve(ctx, g, domains.Items, domain)
+	e, expanded, err := r.resolve(ctx, g, domains, domain)
 	if err != nil {
 		return "", "", err
 	}
 	if e != nil {
 		return ReasonRejected, e.Field + ": " + e.Message, nil
 	}
-	sort.Slice(domains.Items, func(i, j int) bool { return domains.Items[i].Name < domains.Items[j].Name })
-	return ReasonActive, fmt.Sprintf("%s delivers to %d addresses on MailDomain %s.", g.Spec.Address, expanded, domains.Items[0].Name), nil
+	sort.Slice(domains, func(i, j int) bool { return domains[i].Name < domains[j].Name })
+	return ReasonActive, fmt.Sprintf("%s delivers to %d addresses on MailDomain %s.", g.Spec.Address, expanded, domains[0].Name), nil
 }
 
 // resolve runs config.Resolve over the domain's MailDomains, Mailboxes (with their Secrets, not
