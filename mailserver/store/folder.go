@@ -81,6 +81,7 @@ func (f *Folder) load() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx, err := readIndex(f.dir)
+	var seed *dovecotSeed
 	switch {
 	case err == nil:
 		f.uidValidity, f.uidNext = idx.uidValidity, idx.uidNext
@@ -89,7 +90,7 @@ func (f *Folder) load() error {
 			f.msgs = append(f.msgs, Message{UID: e.uid, Keywords: e.keywords, Date: e.date, base: e.base})
 		}
 	case errors.Is(err, os.ErrNotExist):
-		f.uidValidity, f.uidNext = f.s.newUIDValidity(), 1
+		seed = f.seedFromDovecotLocked() // or afresh with a new UIDVALIDITY
 	default:
 		f.uidValidity, f.uidNext = f.s.newUIDValidity(), 1
 		f.s.logger.Warn("Rebuilt damaged folder index with a new UIDVALIDITY",
@@ -99,6 +100,7 @@ func (f *Folder) load() error {
 	if err := f.scanLocked(true, &dirty); err != nil {
 		return err
 	}
+	f.finishDovecotSeedLocked(seed)
 	for i := range f.msgs {
 		f.noteKeywordsLocked(f.msgs[i].Keywords)
 	}
