@@ -47,13 +47,47 @@
 //	…
 //	end <count>
 //
-// A missing, unparsable or truncated index is rebuilt from the directory with a new UIDVALIDITY
+// A missing index is seeded from Dovecot's files where the folder has them (see Migrating from
+// Dovecot). A missing, unparsable or truncated index is otherwise rebuilt from the directory with a new UIDVALIDITY
 // (logged; <data>/mail/uidvalidity keeps the last one handed out, so a new one is always larger): clients then resynchronise, as RFC 9051 2.3.1.1 requires when UIDs cannot be kept.
 // Files the index names but that are gone were expunged by another process; files it does not
 // name are new and get the next UIDs, in the order they were delivered: by mtime, then (mail of
 // one clock tick) by base name, runs of digits compared as numbers, since neither the
 // microseconds nor the counter in a name are padded. New mail in new/ is moved to cur/ when it
 // gets its UID.
+//
+// # Migrating from Dovecot
+//
+// A Dovecot Maildir (LAYOUT=maildir++, the default) copied into <data>/mail/<domain>/<local>/
+// is served as it is, and keeps what IMAP clients cache by: when a folder without a
+// kubemail-index has Dovecot's dovecot-uidlist, its first index is seeded from it rather than
+// started afresh. The uidlist format (https://doc.dovecot.org/2.3/admin_manual/mailbox_formats/maildir/,
+// "IMAP UID mapping"): version 3 starts "3 V<uidvalidity> N<uidnext> G<guid>" (fields in any
+// order, others ignored) followed by "<uid> [<ext> …] :<filename>" lines, where extensions
+// such as W<vsize> and S<size> precede the ':'; version 1 (Courier's courierimapuiddb) starts
+// "1 <uidvalidity> <uidnext>" followed by "<uid> <filename>". A message is matched by its base
+// name (the file name before ':'), so flags changed since the line was written do not matter.
+//
+//   - UIDVALIDITY and each listed message's UID are kept; UIDNEXT is the larger of N and the
+//     highest listed UID plus one. Listed files still in new/ are moved to cur/ first, so they
+//     keep their UIDs. Listed files that are gone are ignored; files not listed get the next
+//     UIDs in the usual order (by mtime, then name). The UIDVALIDITY is recorded in
+//     <data>/mail/uidvalidity if it is larger than the last one handed out, so a folder deleted
+//     and made again still gets a larger one.
+//   - Keywords: Dovecot keeps a message's keywords as the letters a..z in its file name's flag
+//     part, letter a being the keyword on line "0 <keyword>" of the folder's dovecot-keywords,
+//     and so on. They become the message's keywords in the index (also when the uidlist is
+//     damaged). The letters stay in the file names; kubemail reads keywords from its index only.
+//   - A uidlist that cannot be parsed (unknown version, no UIDVALIDITY, a line without a UID or
+//     name, UIDs not ascending, a name twice) is logged and ignored: the folder is rebuilt as
+//     without one. Nothing Dovecot-specific ever fails a folder.
+//   - Dovecot's files (dovecot-uidlist, dovecot-keywords, dovecot.index*, dovecot-uidvalidity*)
+//     are read at most once and never written or removed; once kubemail-index exists they are
+//     not read again. The subscriptions file has the same name and is read in either of
+//     Dovecot's formats (one name a line, or "V\t2" with tab-separated levels).
+//   - Not kept: \Recent, Dovecot's cached data (dovecot.index*: it is rebuilt as needed),
+//     MODSEQs, POP3 UIDLs, Sieve scripts, and mail in other layouts (mbox, sdbox/mdbox, or
+//     Maildir with LAYOUT=fs). One line "Kept Dovecot's UIDs" is logged per folder seeded.
 //
 // # Quota
 //
