@@ -82,10 +82,11 @@
 //     name, UIDs not ascending, a name twice) is logged and ignored: the folder is rebuilt as
 //     without one. Nothing Dovecot-specific ever fails a folder.
 //   - Dovecot's files (dovecot-uidlist, dovecot-keywords, dovecot.index*, dovecot-uidvalidity*)
-//     are read at most once and never written or removed; once kubemail-index exists they are
-//     not read again. The subscriptions file has the same name and is read in either of
+//     are never written or removed (they go only with their folder); the uidlist and keywords
+//     are read only while a folder has no kubemail-index, so changes Dovecot makes after that
+//     are not seen. The subscriptions file has the same name and is read in either of
 //     Dovecot's formats (one name a line, or "V\t2" with tab-separated levels).
-//   - Not kept: \Recent, Dovecot's cached data (dovecot.index*: it is rebuilt as needed),
+//   - Not kept: \Recent, Dovecot's cached data (dovecot.index*: kubemail keeps none),
 //     MODSEQs, POP3 UIDLs, Sieve scripts, and mail in other layouts (mbox, sdbox/mdbox, or
 //     Maildir with LAYOUT=fs). One line "Kept Dovecot's UIDs" is logged per folder seeded.
 //
