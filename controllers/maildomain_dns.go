@@ -108,7 +108,7 @@ func (d *dnsChecks) observe(ctx context.Context, md *v1alpha1.MailDomain, status
 		meta.RemoveStatusCondition(&status.Conditions, v1alpha1.ConditionDNSPublished)
 		return 0
 	}
-	domain := dnscheck.Domain{Name: kmbuilder.DomainName(md), Records: status.DNSRecords}
+	domain := dnscheck.Domain{Name: kmbuilder.DomainName(md), Records: status.DNSRecords, MailHost: kmbuilder.MailHost(md)}
 	if status.Service != nil {
 		for _, a := range status.Service.ExternalAddresses {
 			if ip, err := netip.ParseAddr(a); err == nil {

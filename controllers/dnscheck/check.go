@@ -67,6 +67,10 @@ type Domain struct {
 	// Addresses are the mail server's public addresses, when known: the SPF record must pass
 	// for each of them.
 	Addresses []netip.Addr
+	// MailHost is the name the mail server announces (builder.MailHost), e.g.
+	// "mail.example.com". When it is set, the reverse DNS of each of Addresses must name it and
+	// be confirmed by its addresses (FCrDNS).
+	MailHost string
 }
 
 // Outcome is what the check found for one record.
@@ -85,7 +89,10 @@ const (
 
 // Finding is the outcome of one record's check.
 type Finding struct {
-	Record  v1alpha1.DNSRecord
+	// Record is the record checked: one of Domain.Records, or the PTR record of Address.
+	Record v1alpha1.DNSRecord
+	// Address is, for a PTR record, the mail server's address whose reverse DNS was checked.
+	Address netip.Addr
 	Outcome Outcome
 	// Found says what was found when the outcome is not OK, e.g. "none published".
 	Found string
@@ -94,10 +101,20 @@ type Finding struct {
 }
 
 func (f Finding) String() string {
-	return f.Record.Type + " " + f.Record.Name + ": " + f.Found
+	return f.label() + ": " + f.Found
 }
 
-// Report holds the findings of one check, one per record, in the records' order.
+// label names the record: its type and name, or for a PTR record the address it is of.
+func (f Finding) label() string {
+	if f.Address.IsValid() {
+		return f.Record.Type + " " + f.Address.String()
+	}
+	return f.Record.Type + " " + f.Record.Name
+}
+
+// Report holds the findings of one check: one per record, in the records' order, then one
+// per address of the mail server for its PTR record, in the addresses' order, when
+// Domain.MailHost is set.
 type Report struct {
 	Findings []Finding
 }
@@ -114,13 +131,26 @@ func (c *Checker) Check(ctx context.Context, d Domain) Report {
 		timeout = DefaultLookupTimeout
 	}
 	ck := &check{r: timed{r: r, timeout: timeout}, domain: d}
-	findings := make([]Finding, len(d.Records))
+	var addrs []netip.Addr
+	if d.MailHost != "" {
+		addrs = slices.Clone(d.Addresses)
+		slices.SortFunc(addrs, netip.Addr.Compare)
+		addrs = slices.Compact(addrs)
+	}
+	findings := make([]Finding, len(d.Records)+len(addrs))
 	var wg sync.WaitGroup
 	for i, rec := range d.Records {
 		wg.Go(func() {
 			f := ck.record(ctx, rec)
 			f.Record = rec
 			findings[i] = f
+		})
+	}
+	for i, a := range addrs {
+		wg.Go(func() {
+			f := ck.ptr(ctx, a)
+			f.Record, f.Address = ptrRecord(a, d.MailHost), a
+			findings[len(d.Records)+i] = f
 		})
 	}
 	wg.Wait()
@@ -140,10 +170,11 @@ func (r Report) Condition() (metav1.ConditionStatus, string, string) {
 			failed = append(failed, f.String())
 		}
 		if f.Note != "" {
-			notes = append(notes, f.Record.Type+" "+f.Record.Name+": "+f.Note)
+			notes = append(notes, f.label()+": "+f.Note)
 		}
 	}
 	n := len(r.Findings)
+	what := r.what()
 	var tail string
 	if len(failed) > 0 && len(wrong) > 0 {
 		tail += fmt.Sprintf(" %d more could not be looked up: %s.", len(failed), strings.Join(failed, "; "))
@@ -160,13 +191,13 @@ func (r Report) Condition() (metav1.ConditionStatus, string, string) {
 	switch {
 	case len(wrong) > 0:
 		return metav1.ConditionFalse, reason,
-			fmt.Sprintf("%d of %d records of status.dnsRecords are not published as they should be: %s.%s", len(wrong), n, strings.Join(wrong, "; "), tail)
+			fmt.Sprintf("%d of %d %s are not published as they should be: %s.%s", len(wrong), n, what, strings.Join(wrong, "; "), tail)
 	case len(failed) > 0:
 		return metav1.ConditionUnknown, ReasonLookupFailed,
-			fmt.Sprintf("%d of %d records of status.dnsRecords could not be looked up: %s.%s", len(failed), n, strings.Join(failed, "; "), tail)
+			fmt.Sprintf("%d of %d %s could not be looked up: %s.%s", len(failed), n, what, strings.Join(failed, "; "), tail)
 	default:
 		return metav1.ConditionTrue, ReasonPublished,
-			fmt.Sprintf("All %d records of status.dnsRecords are published.%s", n, tail)
+			fmt.Sprintf("All %d %s are published.%s", n, what, tail)
 	}
 }
 

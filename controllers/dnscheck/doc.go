@@ -24,6 +24,18 @@
 //     only report).
 //   - Any other TXT record: a TXT record with the same text, whitespace ignored.
 //
+// Beside those, when Domain.MailHost is set (the operator sets builder.MailHost, the host the MX
+// record names and the mail server announces in EHLO), the reverse DNS of each of the mail
+// server's public addresses (the addresses SPF is evaluated for) is checked: forward-confirmed
+// reverse DNS, which Gmail and Outlook require of a sending address. Some PTR name of the
+// address is the mail host (trailing dots and case ignored), and the mail host's A/AAAA
+// records include the address. Otherwise the finding names what was found (the other PTR
+// names, or the addresses the mail host has) and who fixes it: a PTR record is published by
+// the address's owner (the cloud provider), not in the domain's zone, so it is not in
+// status.dnsRecords (whose records users copy into their zone) and the message counts it apart
+// ("the 5 of status.dnsRecords and the PTR record of the mail server's address"); its finding
+// reads "PTR 203.0.113.5: ...".
+//
 // Outcomes per record: OK, Missing (NXDOMAIN or no record of that type: "none published"),
 // Mismatch (something else is published; the finding says what) or Failed (the lookup itself
 // failed: SERVFAIL, a timeout, an SPF temperror). Report.Condition folds them into the

@@ -119,10 +119,11 @@ func TestDNSPublished(t *testing.T) {
 	}
 
 	// The records include the load balancer's address once the operator has seen it; the
-	// condition follows at the end of the check of those records.
+	// condition follows at the end of the check of those records, and of the address's reverse
+	// DNS (PTR), which its owner publishes and status.dnsRecords does not list.
 	kinds := []string{"MX example.test.", "A mail.example.test.", "TXT example.test.", "TXT kubemail._domainkey.example.test.", "TXT _dmarc.example.test."}
 	c := waitDNS(metav1.ConditionFalse, controllers.ReasonRecordsMissing, func(c *metav1.Condition) error {
-		for _, kind := range kinds {
+		for _, kind := range append(kinds, "PTR "+lbAddress) {
 			if !strings.Contains(c.Message, kind+": none published") {
 				return fmt.Errorf("the message does not name %s as missing: %s", kind, c.Message)
 			}
@@ -149,6 +150,7 @@ func TestDNSPublished(t *testing.T) {
 		}
 	}
 	zone.Publish(t, lines...)
+	zone.AddPTR(lbAddress, "mail.example.test.") // as the cloud provider would
 	c = waitDNS(metav1.ConditionFalse, controllers.ReasonRecordsMismatch, nil)
 	t.Logf("DKIM truncated: %s", c.Message)
 	if !strings.Contains(c.Message, "TXT kubemail._domainkey.example.test.: found a truncated DKIM key") || strings.Contains(c.Message, "MX ") {
@@ -162,8 +164,9 @@ func TestDNSPublished(t *testing.T) {
 	t.Logf("published (seen %v after the fix, check interval %v): %s", time.Since(fixed).Round(time.Millisecond), checkInterval, c.Message)
 	waitEvent(t, k8s, ns.Name, corev1.EventTypeNormal, controllers.ReasonPublished)
 
-	// A steady state: checks go on (each asks the zone for the five records, and SPF's "mx"
-	// again for the MX and the mail host), and write nothing.
+	// A steady state: checks go on (each asks the zone for the five records and the PTR, and
+	// SPF's "mx" and the PTR's confirmation again for the MX and the mail host), and write
+	// nothing.
 	queries, w, since := zone.Queries("", ""), writes.Load(), time.Now()
 	eventually(t, "two more checks", func() error {
 		if n := zone.Queries("", "") - queries; n < 2*len(records) {

@@ -86,6 +86,7 @@ func TestDNSPublishedMetric(t *testing.T) {
 		lines = append(lines, zoneLine(r))
 	}
 	zone.Publish(t, lines...)
+	zone.AddPTR(lbAddress, "mail.example.test.") // the reverse DNS, as the cloud provider would
 	waitGauge(metav1.ConditionTrue, 1)
 
 	// The name servers fail: the condition is Unknown, which is no reason to alert on the records.
