@@ -53,6 +53,9 @@ func TestRealDovecotMigration(t *testing.T) {
 	if _, err := os.Stat(dovecotIMAP); err != nil {
 		t.Skipf("Dovecot not installed (%v)", err)
 	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skipf("no setpriv (util-linux) to run Dovecot as nobody: %v", err)
+	}
 	if os.Getuid() != 0 {
 		t.Skip("running Dovecot as another user needs root")
 	}
