@@ -41,7 +41,9 @@
 // The MailDomain's status lists the DNS records to publish (builder.DNSRecords), and the
 // condition DNSPublished says whether they are (package dnscheck checks each for what it
 // means: our MX host among the MX targets, one SPF record that passes the server's public
-// addresses, our DKIM key whole, one DMARC policy). The check runs in the background
+// addresses, our DKIM key whole, one DMARC policy, and the PTR of each public address naming
+// the mail host, forward-confirmed; the PTR is published by the IP's owner, so it is checked
+// but not listed in status.dnsRecords). The check runs in the background
 // (dnsChecks), never in a reconcile: a reconcile starts one when the domain's records changed
 // or the last check is older than DNSCheckOptions.Interval (plus up to a tenth, so that
 // domains spread out), copies the latest result into the condition, and asks to be requeued

@@ -11,7 +11,8 @@ const (
 	// because of a problem the user has to fix; the reason and message say which.
 	ConditionDegraded = "Degraded"
 	// ConditionDNSPublished (MailDomain only) is True when the records of status.dnsRecords are
-	// published in DNS as receiving mail servers look them up, False when some are missing or
+	// published in DNS as receiving mail servers look them up, and the reverse DNS (PTR) of the
+	// server's public addresses names the mail host and resolves back, False when some are missing or
 	// wrong (the message names each and what was found), Unknown when the lookups failed. It
 	// never affects Ready: the server runs whatever DNS says. Absent when the operator's DNS
 	// check is off (--dns-check-interval=0).

@@ -65,7 +65,7 @@ func MainContext(ctx context.Context, args []string) int {
 	image := fs.String("image", os.Getenv("KUBEMAIL_IMAGE"), "mail server image of MailDomains that name none; the operator's own (env KUBEMAIL_IMAGE)")
 	logFormat := fs.String("log-format", "text", `log format: "text" or "json"`)
 	dnsInterval := fs.Duration("dns-check-interval", 10*time.Minute,
-		"how often to check that each MailDomain's status.dnsRecords are published (condition DNSPublished); 0 turns the check off, at least "+minDNSCheckInterval.String()+" otherwise")
+		"how often to check that each MailDomain's status.dnsRecords and the reverse DNS of its address are published (condition DNSPublished); 0 turns the check off, at least "+minDNSCheckInterval.String()+" otherwise")
 	dnsResolver := fs.String("dns-resolver", "", "HOST:PORT of the DNS server the DNS check asks (default: the name servers of /etc/resolv.conf)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
