@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -95,7 +96,7 @@ func readUIDList(dir string) (*indexFile, error) {
 		}
 		uidStr, rest, ok := strings.Cut(line, " ")
 		uid, err := strconv.ParseUint(uidStr, 10, 32)
-		if !ok || err != nil || uid == 0 {
+		if !ok || err != nil || uid == 0 || uid == math.MaxUint32 { // no UIDNEXT above it
 			return nil, damaged(n, "bad UID")
 		}
 		name := rest
