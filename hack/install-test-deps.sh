@@ -2,7 +2,8 @@
 # install-test-deps.sh installs what `make test` and `make bench` need, only where it is missing:
 #   - Debian packages: swaks (SMTP client, with Net::SSLeay and Authen::SASL for STARTTLS and
 #     AUTH), isync (mbsync, IMAP sync), postfix (smtp-source for the benchmark and the
-#     throwaway Postfix it compares against).
+#     throwaway Postfix it compares against), opendkim (the bench's signing Postfix),
+#     dovecot-imapd (the Dovecot migration test; never started as a service).
 #   - python3 (stdlib only: smtplib, imaplib) must already be on the machine.
 # Postfix is installed with debconf preseeded to "No configuration" and with service starts
 # refused by policy-rc.d, so it neither starts nor configures the host's /etc/postfix. Running it
@@ -15,6 +16,7 @@ declare -A want=(
   [mbsync]=isync
   [smtp-source]=postfix
   [opendkim]=opendkim # make bench: Postfix signing through OpenDKIM, the same work kubemail does
+  [dovecot]=dovecot-imapd # make test: a real Dovecot writes the Maildir kubemail then serves with its UIDs
 )
 
 missing=()
