@@ -20,8 +20,16 @@ func MailHost(md *v1alpha1.MailDomain) string { return "mail." + DomainName(md) 
 // to send (RFC 7208, soft fail for others), the DKIM key (RFC 6376 3.6.2) when there is one, and a DMARC policy that
 // starts by only reporting (RFC 7489 6.3), to be tightened once the reports look right.
 func DNSRecords(md *v1alpha1.MailDomain, dkimValue string, externalAddresses []string) []v1alpha1.DNSRecord {
-	domain := DomainName(md) + "."
-	host := MailHost(md) + "."
+	return MailDNSRecords(DomainName(md), MailHost(md), DKIMSelector, dkimValue, externalAddresses)
+}
+
+// MailDNSRecords are the records DNSRecords lists for domain (lower case, no trailing dot)
+// served by the mail host host, whose DKIM key dkimValue is published under selector: what
+// `kubemail dns` prints for a mail server run without Kubernetes, where the host name and the
+// selector are the server's flags.
+func MailDNSRecords(domain, host, selector, dkimValue string, externalAddresses []string) []v1alpha1.DNSRecord {
+	domain = strings.TrimSuffix(domain, ".") + "."
+	host = strings.TrimSuffix(host, ".") + "."
 	records := []v1alpha1.DNSRecord{{Name: domain, Type: "MX", Value: "10 " + host}}
 	var hostnames []string
 	for _, a := range externalAddresses {
@@ -45,7 +53,7 @@ func DNSRecords(md *v1alpha1.MailDomain, dkimValue string, externalAddresses []s
 	// the egress addresses as ip4:/ip6: and tighten to -all once they are known.
 	records = append(records, v1alpha1.DNSRecord{Name: domain, Type: "TXT", Value: "v=spf1 mx ~all"})
 	if dkimValue != "" {
-		records = append(records, v1alpha1.DNSRecord{Name: DKIMSelector + "._domainkey." + domain, Type: "TXT", Value: dkimValue})
+		records = append(records, v1alpha1.DNSRecord{Name: selector + "._domainkey." + domain, Type: "TXT", Value: dkimValue})
 	}
 	records = append(records, v1alpha1.DNSRecord{Name: "_dmarc." + domain, Type: "TXT",
 		Value: "v=DMARC1; p=none; rua=mailto:postmaster@" + strings.TrimSuffix(domain, ".")})

@@ -27,29 +27,6 @@ const (
 	ReasonLookupFailed    = "LookupFailed"
 )
 
-// Resolver is what the checker looks up; *net.Resolver is one (NewResolver), and it is a
-// superset of what blitiri.com.ar/go/spf needs.
-type Resolver interface {
-	LookupTXT(ctx context.Context, name string) ([]string, error)
-	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
-	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
-	LookupAddr(ctx context.Context, addr string) ([]string, error)
-	LookupCNAME(ctx context.Context, host string) (string, error)
-}
-
-// NewResolver returns Go's resolver, without a cache, sending every query to the name server
-// at addr ("HOST:PORT") or, when addr is "", to those of /etc/resolv.conf.
-func NewResolver(addr string) *net.Resolver {
-	r := &net.Resolver{PreferGo: true}
-	if addr != "" {
-		r.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		}
-	}
-	return r
-}
-
 // Checker checks DNS records. Its zero value uses the system's name servers.
 type Checker struct {
 	// Resolver answers the lookups; nil means NewResolver("").
@@ -149,7 +126,7 @@ func (c *Checker) Check(ctx context.Context, d Domain) Report {
 	for i, a := range addrs {
 		wg.Go(func() {
 			f := ck.ptr(ctx, a)
-			f.Record, f.Address = ptrRecord(a, d.MailHost), a
+			f.Record, f.Address = PTRRecord(a, d.MailHost), a
 			findings[len(d.Records)+i] = f
 		})
 	}
@@ -370,40 +347,4 @@ func abbreviate(s string, max int) string {
 		return s
 	}
 	return s[:max/2] + "…" + s[len(s)-max/2+1:]
-}
-
-// timed bounds each lookup of r by timeout.
-type timed struct {
-	r       Resolver
-	timeout time.Duration
-}
-
-func (t timed) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	return t.r.LookupTXT(ctx, name)
-}
-
-func (t timed) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	return t.r.LookupMX(ctx, name)
-}
-
-func (t timed) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	return t.r.LookupIPAddr(ctx, host)
-}
-
-func (t timed) LookupAddr(ctx context.Context, addr string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	return t.r.LookupAddr(ctx, addr)
-}
-
-func (t timed) LookupCNAME(ctx context.Context, host string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	return t.r.LookupCNAME(ctx, host)
 }

@@ -74,9 +74,10 @@ func (c *check) ptr(ctx context.Context, a netip.Addr) Finding {
 		want, a, has, typ, want, a)}
 }
 
-// ptrRecord is the record the owner of a publishes for the mail host: its reverse name
-// (RFC 1035 3.5, RFC 3596 2.5) pointing at host.
-func ptrRecord(a netip.Addr, host string) v1alpha1.DNSRecord {
+// PTRRecord is the record the owner of a publishes for the mail host: its reverse name
+// (RFC 1035 3.5, RFC 3596 2.5) pointing at host. It is not in the domain's zone, so it is not
+// among the records of status.dnsRecords.
+func PTRRecord(a netip.Addr, host string) v1alpha1.DNSRecord {
 	a = a.Unmap()
 	var labels []string
 	if a.Is4() {
