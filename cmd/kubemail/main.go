@@ -1,6 +1,7 @@
 // Command kubemail is the one binary of kubemail: `kubemail server` runs a mail server,
 // `kubemail manager` runs the Kubernetes operator that manages mail servers, and `kubemail
-// queue` inspects a running server's outbound queue.
+// queue` inspects a running server's outbound queue, and `kubemail dns` prints and checks the DNS
+// records a server run on its own needs.
 package main
 
 import (
@@ -19,9 +20,12 @@ Usage:
   kubemail manager [flags]  run the Kubernetes operator that turns MailDomains into mail servers
   kubemail queue list|retry|delete [--data-dir DIR]
                             list, retry or delete the running server's queued outbound mail
+  kubemail dns [--check] [flags]
+                            print the DNS records to publish for the domains in a manifests
+                            directory, or check that they are published
   kubemail version          print the version
 
-Run "kubemail server --help" for the server's flags.
+Run "kubemail server --help" for the server's flags, "kubemail dns --help" for the DNS records.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -39,6 +43,8 @@ func main() {
 		os.Exit(runManager(os.Args[2:]))
 	case "queue":
 		os.Exit(runQueue(os.Args[2:]))
+	case "dns":
+		os.Exit(runDNS(os.Args[2:]))
 	case "version", "--version":
 		fmt.Println("kubemail", version)
 	case "help", "-h", "--help":
