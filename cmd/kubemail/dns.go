@@ -199,6 +199,7 @@ func (o dnsOptions) domain(md *v1alpha1.MailDomain, keys *msgauth.Keys) dnsDomai
 func (d dnsDomain) print(w io.Writer, o dnsOptions) {
 	fmt.Fprintf(w, "; %s: publish these records in the zone of %s\n", d.name, d.name)
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	var elsewhere []string
 	for _, r := range d.records {
 		value := r.Value
 		if r.Type == "TXT" {
@@ -208,9 +209,22 @@ func (d dnsDomain) print(w io.Writer, o dnsOptions) {
 			}
 			value = strings.Join(quoted, " ")
 		}
-		fmt.Fprintf(tw, "%s\tIN\t%s\t%s\n", r.Name, r.Type, value)
+		line := fmt.Sprintf("%s\tIN\t%s\t%s\n", r.Name, r.Type, value)
+		// The addresses of a mail host in another domain (--hostname) belong in its zone: a
+		// zone file rejects records out of its zone.
+		if name := strings.ToLower(r.Name); name != d.name+"." && !strings.HasSuffix(name, "."+d.name+".") {
+			elsewhere = append(elsewhere, line)
+			continue
+		}
+		fmt.Fprint(tw, line)
 	}
 	tw.Flush()
+	if len(elsewhere) > 0 {
+		fmt.Fprintf(w, "; The mail host %s. is not in this zone: publish its addresses in its own zone\n", d.host)
+		for _, l := range elsewhere {
+			fmt.Fprint(w, ";   "+strings.ReplaceAll(l, "\t", " "))
+		}
+	}
 	if d.noKey != "" {
 		fmt.Fprintf(w, "; DKIM (%s._domainkey.%s.): %s\n", o.selector, d.name, d.noKey)
 	}

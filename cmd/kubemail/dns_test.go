@@ -196,3 +196,33 @@ func TestDNSCommandUsage(t *testing.T) {
 		t.Errorf("no MailDomain: exit %d: %s", code, errOut)
 	}
 }
+
+// Several domains on one server name one mail host (--hostname): its address belongs in its
+// own zone, and goes into another domain's zone only as a comment.
+func TestDNSCommandSharedHost(t *testing.T) {
+	manifests := dnsManifests(t)
+	other := "apiVersion: mail.kubemail.io/v1alpha1\nkind: MailDomain\nmetadata: {name: other}\nspec: {domain: other.test}\n"
+	if err := os.WriteFile(filepath.Join(manifests, "other.yaml"), []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := kubemailDNSOut(t, "--manifests", manifests, "--data-dir", t.TempDir(), "--hostname", "mail.example.test", "--public-ip", "2001:db8::25")
+	t.Logf("kubemail dns:\n%s", out)
+	example, otherOut, ok := strings.Cut(out, "; other.test:")
+	if !ok || !strings.HasPrefix(example, "; example.test:") {
+		t.Fatalf("want example.test's records, then other.test's:\n%s", out)
+	}
+	if !regexp.MustCompile(`(?m)^mail\.example\.test\. +IN AAAA +2001:db8::25$`).MatchString(example) {
+		t.Errorf("example.test's zone lacks the mail host's AAAA record:\n%s", example)
+	}
+	if !regexp.MustCompile(`(?m)^other\.test\. +IN MX +10 mail\.example\.test\.$`).MatchString(otherOut) {
+		t.Errorf("other.test's MX does not name the shared host:\n%s", otherOut)
+	}
+	for _, l := range zoneLines(otherOut) {
+		if strings.Contains(l, "mail.example.test. ") && !strings.Contains(l, " MX ") {
+			t.Errorf("other.test's zone gets a record of another zone: %q", l)
+		}
+	}
+	if !strings.Contains(otherOut, ";   mail.example.test. IN AAAA 2001:db8::25") {
+		t.Errorf("other.test's output does not say where the host's address goes:\n%s", otherOut)
+	}
+}
