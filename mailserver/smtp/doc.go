@@ -128,9 +128,10 @@
 // At the end of the data the members are worked out (config.Group.Expanded: nested groups are
 // already flat, loops refused by config.Resolve): each address once across the transaction, so
 // a member who is also a direct recipient, or in two groups of the transaction, gets one copy.
-// Each group's copy goes to the outbound queue as one message with the envelope sender
-// rewritten to the group's bounce address "local+bounces@domain" (config.Group.BounceAddress),
-// local members included, and an "X-Loop: <group address>" field under our Received:. Why:
+// Each group's copy (unless suspect, below) goes to the outbound queue as one message with the
+// envelope sender rewritten to the group's bounce address "local+bounces@domain"
+// (config.Group.BounceAddress), local members included, and an "X-Loop: <group address>" field
+// under our Received:. Why:
 //
 //   - RFC 5321 3.9.2: a list's copies carry the list's own address as reverse-path, so bounces
 //     from members never go back to the original (possibly outside) sender. The bounce address
@@ -155,11 +156,16 @@
 // Without Options.Queue (tests), local members join the direct delivery and remote ones are
 // left out, logged.
 //
-// Known limit, to be closed next: the spam verdicts (a DNSBL with action Junk for the group's
-// domain, a DMARC quarantine) are not carried into group copies: the queue delivers them to
-// local members' INBOXes and forwards them to outside members. The intended rule: such mail
-// reaches local members directly in their Junk folder and is not forwarded outside. A DNSBL with
-// action Reject, and DMARC p=reject, already refuse mail to groups as to mailboxes.
+// Suspected spam is not forwarded. A group's copy is suspect when the MX would put it into Junk
+// (see Spam defense): the message asks for DMARC quarantine, or a DNSBL with action Junk listed
+// the client at the group's RCPT (for the group's domain). Such a copy is not queued: its local
+// members join the direct delivery, each once, their copy going into Junk as a mailbox
+// recipient's would (stored before the 250, under the same all-or-nothing quota rule: a full
+// member's mailbox gets the whole transaction 452), and its outside members are left out, one
+// log line each ("Not forwarded to a group's outside member: suspected spam": id, group,
+// member, reason "dnsbl ZONE" or "dmarc p=quarantine of DOMAIN"). Forwarding it would pass
+// mail we judged suspicious on to other servers under our name, and with our group's bounce
+// address. A DNSBL with action Reject, and DMARC p=reject, refuse mail to groups as to mailboxes.
 //
 // # Delivery
 //
@@ -225,6 +231,8 @@
 //     (msgauth.Result.Quarantine: a p=quarantine failure within pct=, or a p=reject failure
 //     outside it) goes into every recipient's Junk folder, its Authentication-Results on top.
 //     Only messages the checks above see (the MX, clients outside the trusted networks).
+//   - Mail to a MailGroup that either check judges suspicious reaches the local members' Junk
+//     folders directly and is not forwarded to outside members (see Groups).
 //   - iprev (RFC 8601 2.7.3) is checked once per connection from the first checked MAIL on, and
 //     recorded in Authentication-Results only.
 //

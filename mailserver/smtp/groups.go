@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -24,8 +25,9 @@ var (
 
 // checkGroupRecipient accepts a recipient that is a group address (or a plus-address of one)
 // when the group's acceptFrom allows the sender. The group counts as one recipient; its members
-// are worked out at the end of the data (groupCopies).
-func (s *session) checkGroupRecipient(tx *transaction, dom *config.Domain, g *config.Group, to string) (reason string, err error) {
+// are worked out at the end of the data (groupCopies). junkZone is the DNSBL (action Junk) that
+// lists the client for the group's domain, if any: it makes the group's copy suspect.
+func (s *session) checkGroupRecipient(tx *transaction, dom *config.Domain, g *config.Group, to, junkZone string) (reason string, err error) {
 	if reason, err := s.checkGroupSender(tx, g); err != nil {
 		return reason, err
 	}
@@ -44,6 +46,12 @@ func (s *session) checkGroupRecipient(tx *transaction, dom *config.Domain, g *co
 	tx.rcptLimit = rcptLimit
 	tx.sizeLimit = min(tx.sizeLimit, sizeLimit)
 	tx.rcpts = append(tx.rcpts, to)
+	if junkZone != "" {
+		if tx.groupJunk == nil {
+			tx.groupJunk = map[string]string{}
+		}
+		tx.groupJunk[g.Address] = junkZone
+	}
 	for _, seen := range tx.groups {
 		if seen == g {
 			return "", nil
@@ -100,7 +108,9 @@ type groupCopy struct {
 
 // groupCopies works out each group's recipients, each address once across the transaction.
 // Without a queue, local members join the direct mailboxes and remote ones are left out
-// (logged): there is nothing to send them with.
+// (logged): there is nothing to send them with. A suspect copy (groupSuspicion) is not queued
+// either: its local members join the direct mailboxes with their copy going into Junk, and its
+// outside members are left out, logged, so suspected spam is never forwarded.
 func (s *session) groupCopies(tx *transaction) []groupCopy {
 	covered := map[string]bool{}
 	for _, a := range tx.mailboxes {
@@ -112,27 +122,53 @@ func (s *session) groupCopies(tx *transaction) []groupCopy {
 	var out []groupCopy
 	for _, g := range tx.groups {
 		c := groupCopy{group: g}
+		suspicion := tx.groupSuspicion(g)
 		for _, m := range g.Expanded {
 			key := strings.ToLower(m)
 			if covered[key] {
 				continue
 			}
 			covered[key] = true
-			if s.b.opts.Queue == nil {
-				if mb := tx.dir.Lookup(m); mb != nil {
-					tx.mailboxes = append(tx.mailboxes, mb.Address)
-				} else {
-					s.log.Warn("Left out a group's remote member: outbound delivery is not enabled", "id", tx.id, "group", g.Address, "member", m)
-				}
+			if s.b.opts.Queue != nil && suspicion == "" {
+				c.rcpts = append(c.rcpts, m)
 				continue
 			}
-			c.rcpts = append(c.rcpts, m)
+			mb := tx.dir.Lookup(m)
+			switch {
+			case mb != nil:
+				if !slices.Contains(tx.mailboxes, mb.Address) {
+					tx.mailboxes = append(tx.mailboxes, mb.Address)
+				}
+				if zone := tx.groupJunk[g.Address]; zone != "" && tx.junk[mb.Address] == "" {
+					if tx.junk == nil {
+						tx.junk = map[string]string{}
+					}
+					tx.junk[mb.Address] = zone
+				}
+			case suspicion != "":
+				s.log.Info("Not forwarded to a group's outside member: suspected spam", "id", tx.id, "group", g.Address, "member", m, "reason", suspicion)
+			default:
+				s.log.Warn("Left out a group's remote member: outbound delivery is not enabled", "id", tx.id, "group", g.Address, "member", m)
+			}
 		}
 		if len(c.rcpts) > 0 {
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// groupSuspicion says why a group's copy is suspect, the checks' verdict that sends a mailbox's
+// copy into Junk (see the package doc, Spam defense): a DMARC quarantine of the message, or a
+// DNSBL with action Junk listing the client for the group's domain. "" when it is not.
+func (tx *transaction) groupSuspicion(g *config.Group) string {
+	switch {
+	case tx.quarantine != "":
+		return "dmarc p=quarantine of " + tx.quarantine
+	case tx.groupJunk[g.Address] != "":
+		return "dnsbl " + tx.groupJunk[g.Address]
+	}
+	return ""
 }
 
 // deleter takes a queued message back; *queue.Queue has it.

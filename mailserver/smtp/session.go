@@ -71,6 +71,9 @@ type transaction struct {
 	authResults string              // summary of the checks, for the log
 	// junk maps a mailbox to the DNSBL zone (action Junk) that sends its copy into Junk.
 	junk map[string]string
+	// groupJunk maps a group's address to the DNSBL zone (action Junk) that listed the client at
+	// its RCPT: the group's copy is suspect (see groupCopies).
+	groupJunk map[string]string
 	// quarantine is the From: domain whose DMARC p=quarantine the message failed: every copy
 	// goes into Junk (RFC 7489 6.3).
 	quarantine string
@@ -191,7 +194,7 @@ func (s *session) checkRecipient(tx *transaction, to string) (reason string, err
 	mb := tx.dir.Lookup(addr.String())
 	if mb == nil {
 		if g := tx.dir.Group(addr.String()); g != nil {
-			return s.checkGroupRecipient(tx, dom, g, to)
+			return s.checkGroupRecipient(tx, dom, g, to, junkZone)
 		}
 		return "unknown local address", errNoSuchUser
 	}
