@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -123,26 +122,6 @@ func (r *MailboxReconciler) check(ctx context.Context, mb *v1alpha1.Mailbox) (re
 
 // resolveProblem resolves the domain's Mailboxes (without hashing) and returns mb's problem.
 func (r *MailboxReconciler) resolveProblem(ctx context.Context, mb *v1alpha1.Mailbox, domains []v1alpha1.MailDomain, domain string) (*config.ObjectError, error) {
-	var mailboxes v1alpha1.MailboxList
-	if err := r.List(ctx, &mailboxes, client.InNamespace(mb.Namespace), client.MatchingFields{indexMailboxDomain: domain}); err != nil {
-		return nil, err
-	}
-	live, _ := splitDeleted(mailboxes.Items) // as the MailDomainReconciler resolves them
-	objs := config.Objects{MailDomains: domains, Mailboxes: live}
-	seen := map[string]bool{}
-	for _, m := range live {
-		name := m.Spec.PasswordSecretRef.Name
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		var s corev1.Secret
-		if err := r.Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: name}, &s); err == nil {
-			objs.Secrets = append(objs.Secrets, s)
-		} else if !apierrors.IsNotFound(err) {
-			return nil, err
-		}
-	}
 	checkOnly := func(_, password string) (string, error) {
 		if auth.IsHash(password) {
 			if err := auth.CheckHash(password); err != nil {
@@ -151,17 +130,11 @@ func (r *MailboxReconciler) resolveProblem(ctx context.Context, mb *v1alpha1.Mai
 		}
 		return "unchecked", nil
 	}
-	_, err := config.Resolve(objs, checkOnly)
-	var errs config.Errors
-	if err != nil && !errors.As(err, &errs) {
+	_, errs, err := resolveObjects(ctx, r.Client, mb.Namespace, domain, domains, false, checkOnly)
+	if err != nil {
 		return nil, err
 	}
-	for _, e := range errs {
-		if e.Kind == "Mailbox" && e.Name == mb.Name && e.Namespace == mb.Namespace {
-			return e, nil
-		}
-	}
-	return nil, nil
+	return problemOf(errs, "Mailbox", mb), nil
 }
 
 // SetupWithManager watches Mailboxes, the Secrets they reference, their MailDomains, and the

@@ -2,13 +2,10 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -89,44 +86,16 @@ func (r *MailGroupReconciler) check(ctx context.Context, g *v1alpha1.MailGroup) 
 	return ReasonActive, fmt.Sprintf("%s delivers to %d addresses on MailDomain %s.", g.Spec.Address, expanded, domains[0].Name), nil
 }
 
-// resolve runs config.Resolve over the domain's MailDomains, Mailboxes (with their Secrets, not
-// hashed) and MailGroups, as the MailDomainReconciler does, and returns g's problem, or the
-// number of addresses it expands to.
+// resolve runs config.Resolve over the domain's objects (resolveObjects) and returns g's
+// problem, or the number of addresses it expands to.
 func (r *MailGroupReconciler) resolve(ctx context.Context, g *v1alpha1.MailGroup, domains []v1alpha1.MailDomain, domain string) (*config.ObjectError, int, error) {
-	var mailboxes v1alpha1.MailboxList
-	if err := r.List(ctx, &mailboxes, client.InNamespace(g.Namespace), client.MatchingFields{indexMailboxDomain: domain}); err != nil {
-		return nil, 0, err
-	}
-	var groups v1alpha1.MailGroupList
-	if err := r.List(ctx, &groups, client.InNamespace(g.Namespace), client.MatchingFields{indexMailGroupDomain: domain}); err != nil {
-		return nil, 0, err
-	}
-	live, _ := splitDeleted(mailboxes.Items)
-	objs := config.Objects{MailDomains: domains, Mailboxes: live, MailGroups: liveGroups(groups.Items)}
-	seen := map[string]bool{}
-	for _, m := range live {
-		name := m.Spec.PasswordSecretRef.Name
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		var s corev1.Secret
-		if err := r.Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: name}, &s); err == nil {
-			objs.Secrets = append(objs.Secrets, s)
-		} else if !apierrors.IsNotFound(err) {
-			return nil, 0, err
-		}
-	}
 	unchecked := func(_, _ string) (string, error) { return "unchecked", nil }
-	cfg, err := config.Resolve(objs, unchecked)
-	var errs config.Errors
-	if err != nil && !errors.As(err, &errs) {
+	cfg, errs, err := resolveObjects(ctx, r.Client, g.Namespace, domain, domains, true, unchecked)
+	if err != nil {
 		return nil, 0, err
 	}
-	for _, e := range errs {
-		if e.Kind == "MailGroup" && e.Name == g.Name && e.Namespace == g.Namespace {
-			return e, 0, nil
-		}
+	if e := problemOf(errs, "MailGroup", g); e != nil {
+		return e, 0, nil
 	}
 	local, d, _ := config.SplitAddress(g.Spec.Address)
 	for _, rg := range cfg.Groups {
