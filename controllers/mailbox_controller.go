@@ -7,9 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -59,25 +57,8 @@ func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	status := *mb.Status.DeepCopy()
 	status.ObservedGeneration = mb.Generation
-	ready, progressing, degraded := metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionTrue
-	switch reason {
-	case ReasonActive:
-		ready, degraded = metav1.ConditionTrue, metav1.ConditionFalse
-	case ReasonPending:
-		progressing, degraded = metav1.ConditionTrue, metav1.ConditionFalse
-	}
-	set(&status.Conditions, mb, v1alpha1.ConditionReady, ready, reason, msg)
-	set(&status.Conditions, mb, v1alpha1.ConditionProgressing, progressing, reason, msg)
-	set(&status.Conditions, mb, v1alpha1.ConditionDegraded, degraded, reason, msg)
-	before := mb.Status.Conditions
-	return ctrl.Result{}, patchStatus(ctx, r.Client, mb, func() bool {
-		if equality.Semantic.DeepEqual(mb.Status, status) {
-			return false
-		}
-		recordTransitions(r.Recorder, mb, before, status.Conditions)
-		mb.Status = status
-		return true
-	})
+	setReadiness(&status.Conditions, mb, reason, msg, ReasonActive, ReasonPending, true)
+	return ctrl.Result{}, replaceStatus(ctx, r.Client, r.Recorder, mb, &mb.Status, status, mb.Status.Conditions, status.Conditions)
 }
 
 // check returns the reason and message of the Mailbox's Ready condition.

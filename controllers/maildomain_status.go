@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -107,13 +106,7 @@ func summarize(errs []*config.ObjectError) string {
 
 // writeStatus patches md's status to status unless it is already that: no write in a steady state.
 func (r *MailDomainReconciler) writeStatus(ctx context.Context, md *v1alpha1.MailDomain, status v1alpha1.MailDomainStatus) error {
-	return patchStatus(ctx, r.Client, md, func() bool {
-		if equality.Semantic.DeepEqual(md.Status, status) {
-			return false
-		}
-		md.Status = status
-		return true
-	})
+	return replaceStatus(ctx, r.Client, nil, md, &md.Status, status, nil, nil)
 }
 
 // patchStatus applies mutate to obj and, if it changed something, merge-patches the status

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sort"
 
-	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -48,21 +46,8 @@ func (r *MailGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	status := *g.Status.DeepCopy()
 	status.ObservedGeneration = g.Generation
 	status.Members = int32(len(g.Spec.Members))
-	ready, degraded := metav1.ConditionFalse, metav1.ConditionTrue
-	if reason == ReasonActive {
-		ready, degraded = metav1.ConditionTrue, metav1.ConditionFalse
-	}
-	set(&status.Conditions, g, v1alpha1.ConditionReady, ready, reason, msg)
-	set(&status.Conditions, g, v1alpha1.ConditionDegraded, degraded, reason, msg)
-	before := g.Status.Conditions
-	return ctrl.Result{}, patchStatus(ctx, r.Client, g, func() bool {
-		if equality.Semantic.DeepEqual(g.Status, status) {
-			return false
-		}
-		recordTransitions(r.Recorder, g, before, status.Conditions)
-		g.Status = status
-		return true
-	})
+	setReadiness(&status.Conditions, g, reason, msg, ReasonActive, "", false)
+	return ctrl.Result{}, replaceStatus(ctx, r.Client, r.Recorder, g, &g.Status, status, g.Status.Conditions, status.Conditions)
 }
 
 // check returns the reason and message of the group's Ready condition.

@@ -5,7 +5,10 @@ import (
 	"errors"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
@@ -61,4 +64,36 @@ func problemOf(errs config.Errors, kind string, obj client.Object) *config.Objec
 		}
 	}
 	return nil
+}
+
+// setReadiness sets obj's Ready, Progressing (only with progressing) and Degraded conditions,
+// in that order, all with reason and msg: Ready is True when reason is ok, Progressing when it
+// is pending (never when pending is ""), Degraded otherwise.
+func setReadiness(conds *[]metav1.Condition, obj metav1.Object, reason, msg, ok, pending string, progressing bool) {
+	status := func(b bool) metav1.ConditionStatus {
+		if b {
+			return metav1.ConditionTrue
+		}
+		return metav1.ConditionFalse
+	}
+	isPending := pending != "" && reason == pending
+	set(conds, obj, v1alpha1.ConditionReady, status(reason == ok), reason, msg)
+	if progressing {
+		set(conds, obj, v1alpha1.ConditionProgressing, status(isPending), reason, msg)
+	}
+	set(conds, obj, v1alpha1.ConditionDegraded, status(reason != ok && !isPending), reason, msg)
+}
+
+// replaceStatus patches obj's status, which cur points to, to next unless it is already that (no
+// write in a steady state), emitting the Events of the condition transitions from before to
+// after (recordTransitions; a nil rec emits none).
+func replaceStatus[T client.Object, S any](ctx context.Context, c client.Client, rec events.EventRecorder, obj T, cur *S, next S, before, after []metav1.Condition) error {
+	return patchStatus(ctx, c, obj, func() bool {
+		if equality.Semantic.DeepEqual(*cur, next) {
+			return false
+		}
+		recordTransitions(rec, obj, before, after)
+		*cur = next
+		return true
+	})
 }

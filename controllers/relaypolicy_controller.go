@@ -7,9 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -46,20 +44,8 @@ func (r *RelayPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	status := *rp.Status.DeepCopy()
 	status.ObservedGeneration = rp.Generation
-	ready, degraded := metav1.ConditionFalse, metav1.ConditionTrue
-	if reason == ReasonApplied {
-		ready, degraded = metav1.ConditionTrue, metav1.ConditionFalse
-	}
-	set(&status.Conditions, rp, v1alpha1.ConditionReady, ready, reason, msg)
-	set(&status.Conditions, rp, v1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, msg)
-	set(&status.Conditions, rp, v1alpha1.ConditionDegraded, degraded, reason, msg)
-	return ctrl.Result{}, patchStatus(ctx, r.Client, rp, func() bool {
-		if equality.Semantic.DeepEqual(rp.Status, status) {
-			return false
-		}
-		rp.Status = status
-		return true
-	})
+	setReadiness(&status.Conditions, rp, reason, msg, ReasonApplied, "", true)
+	return ctrl.Result{}, replaceStatus(ctx, r.Client, nil, rp, &rp.Status, status, nil, nil)
 }
 
 func (r *RelayPolicyReconciler) check(ctx context.Context, rp *v1alpha1.RelayPolicy) (reason, msg string, err error) {
