@@ -54,35 +54,13 @@ const (
 // truncated DKIM key, then has everything; Ready never changes on the way.
 func TestDNSPublished(t *testing.T) {
 	ctx := context.Background()
-	zone := dnstest.Start(t)
-	k8s, writes := startOperator(t, controllers.DNSCheckOptions{
-		Interval:      checkInterval,
-		Resolver:      dnscheck.NewResolver(zone.Addr),
-		LookupTimeout: 2 * time.Second,
-	})
-
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "dns-"}}
-	must(t, k8s.Create(ctx, ns))
-	md := &v1alpha1.MailDomain{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "example-test"},
-		Spec: v1alpha1.MailDomainSpec{Domain: "example.test",
-			Service: &v1alpha1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}},
-	}
-	must(t, k8s.Create(ctx, md))
+	zone, k8s, writes, md := startDomain(t, "dns-")
+	ns := md.Namespace
 	get := func(obj client.Object) error {
-		return k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "example-test"}, obj)
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "example-test"}, obj)
 	}
 
-	// envtest runs no cloud controller or StatefulSet controller: play both, so that the
-	// domain has a public address (an A record, and SPF evaluated for it) and is Ready.
-	eventually(t, "the load balancer has an address", func() error {
-		var svc corev1.Service
-		if err := get(&svc); err != nil {
-			return err
-		}
-		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: lbAddress}}
-		return k8s.Status().Update(ctx, &svc)
-	})
+	// envtest runs no StatefulSet controller either: play it, so that the domain is Ready.
 	eventually(t, "the StatefulSet reports its pod ready", func() error {
 		var sts appsv1.StatefulSet
 		if err := get(&sts); err != nil {
@@ -139,7 +117,7 @@ func TestDNSPublished(t *testing.T) {
 	if len(records) != len(kinds) {
 		t.Errorf("status.dnsRecords = %+v, want %s", records, kinds)
 	}
-	waitEvent(t, k8s, ns.Name, corev1.EventTypeWarning, controllers.ReasonRecordsMissing)
+	waitEvent(t, k8s, ns, corev1.EventTypeWarning, controllers.ReasonRecordsMissing)
 
 	// Everything, but the DKIM key cut at the first TXT string, as some DNS panels do.
 	dkim := byKind["TXT kubemail._domainkey.example.test."]
@@ -162,7 +140,7 @@ func TestDNSPublished(t *testing.T) {
 	fixed := time.Now()
 	c = waitDNS(metav1.ConditionTrue, controllers.ReasonPublished, nil)
 	t.Logf("published (seen %v after the fix, check interval %v): %s", time.Since(fixed).Round(time.Millisecond), checkInterval, c.Message)
-	waitEvent(t, k8s, ns.Name, corev1.EventTypeNormal, controllers.ReasonPublished)
+	waitEvent(t, k8s, ns, corev1.EventTypeNormal, controllers.ReasonPublished)
 
 	// A steady state: checks go on (each asks the zone for the five records and the PTR, and
 	// SPF's "mx" and the PTR's confirmation again for the MX and the mail host), and write
@@ -189,6 +167,38 @@ func zoneLine(r v1alpha1.DNSRecord) string {
 		return dnstest.TXT(r.Name, r.Value)
 	}
 	return r.Name + " " + r.Type + " " + r.Value
+}
+
+// startDomain starts a DNS zone and the operator checking the DNS against it, creates the
+// MailDomain example-test (domain example.test, a LoadBalancer Service) in a new namespace
+// named after prefix, and, as the cloud controller envtest lacks would, gives its Service the
+// address lbAddress (an A record, and SPF evaluated for it).
+func startDomain(t *testing.T, prefix string) (*dnstest.Server, client.Client, *atomic.Int64, *v1alpha1.MailDomain) {
+	t.Helper()
+	ctx := context.Background()
+	zone := dnstest.Start(t)
+	k8s, writes := startOperator(t, controllers.DNSCheckOptions{
+		Interval:      checkInterval,
+		Resolver:      dnscheck.NewResolver(zone.Addr),
+		LookupTimeout: 2 * time.Second,
+	})
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}
+	must(t, k8s.Create(ctx, ns))
+	md := &v1alpha1.MailDomain{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "example-test"},
+		Spec: v1alpha1.MailDomainSpec{Domain: "example.test",
+			Service: &v1alpha1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}},
+	}
+	must(t, k8s.Create(ctx, md))
+	eventually(t, "the load balancer has an address", func() error {
+		var svc corev1.Service
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), &svc); err != nil {
+			return err
+		}
+		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: lbAddress}}
+		return k8s.Status().Update(ctx, &svc)
+	})
+	return zone, k8s, writes, md
 }
 
 // startOperator starts kube-apiserver and etcd, and the operator with the DNS check, as the

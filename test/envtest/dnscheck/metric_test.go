@@ -6,9 +6,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,8 +14,6 @@ import (
 
 	"github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers"
-	"github.com/kubemail/kubemail/controllers/dnscheck"
-	"github.com/kubemail/kubemail/internal/dnstest"
 )
 
 // TestDNSPublishedMetric follows the manager's gauge kubemail_maildomain_dns_published, as its
@@ -26,30 +22,8 @@ import (
 // alert on 0 must not fire forever for a domain that is gone).
 func TestDNSPublishedMetric(t *testing.T) {
 	ctx := context.Background()
-	zone := dnstest.Start(t)
-	k8s, _ := startOperator(t, controllers.DNSCheckOptions{
-		Interval:      checkInterval,
-		Resolver:      dnscheck.NewResolver(zone.Addr),
-		LookupTimeout: 2 * time.Second,
-	})
-
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "dns-metric-"}}
-	must(t, k8s.Create(ctx, ns))
-	md := &v1alpha1.MailDomain{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "example-test"},
-		Spec: v1alpha1.MailDomainSpec{Domain: "example.test",
-			Service: &v1alpha1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}},
-	}
-	must(t, k8s.Create(ctx, md))
+	zone, k8s, _, md := startDomain(t, "dns-metric-")
 	key := client.ObjectKeyFromObject(md)
-	eventually(t, "the load balancer has an address", func() error {
-		var svc corev1.Service
-		if err := k8s.Get(ctx, key, &svc); err != nil {
-			return err
-		}
-		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: lbAddress}}
-		return k8s.Status().Update(ctx, &svc)
-	})
 
 	// waitGauge waits for the condition to be status (none for "") and the series to say want
 	// (none for a negative want).
@@ -63,7 +37,7 @@ func TestDNSPublishedMetric(t *testing.T) {
 			if (c == nil) != (status == "") || c != nil && c.Status != status {
 				return fmt.Errorf("DNSPublished is %+v", c)
 			}
-			return gaugeIs(t, ns.Name, md.Name, want)
+			return gaugeIs(t, md.Namespace, md.Name, want)
 		})
 	}
 
@@ -104,7 +78,7 @@ func TestDNSPublishedMetric(t *testing.T) {
 	waitGauge(metav1.ConditionFalse, 0)
 	must(t, k8s.Delete(ctx, md))
 	eventually(t, "the deleted MailDomain's series is gone", func() error {
-		return gaugeIs(t, ns.Name, md.Name, -1)
+		return gaugeIs(t, md.Namespace, md.Name, -1)
 	})
 }
 
