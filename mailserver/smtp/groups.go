@@ -31,21 +31,12 @@ func (s *session) checkGroupRecipient(tx *transaction, dom *config.Domain, g *co
 	if reason, err := s.checkGroupSender(tx, g); err != nil {
 		return reason, err
 	}
-	sizeLimit := domainSizeLimit(dom)
-	if tx.size > sizeLimit {
+	if tx.size > domainSizeLimit(dom) {
 		return "declared SIZE over the domain's limit", errTooBig
 	}
-	rcptLimit := dom.MaxRecipients
-	if rcptLimit <= 0 {
-		rcptLimit = config.DefaultMaxRecipients
+	if reason, err := tx.admitLocal(dom, to); err != nil {
+		return reason, err
 	}
-	rcptLimit = min(rcptLimit, tx.rcptLimit)
-	if len(tx.rcpts) >= rcptLimit {
-		return "recipient limit reached", errTooManyRecipients
-	}
-	tx.rcptLimit = rcptLimit
-	tx.sizeLimit = min(tx.sizeLimit, sizeLimit)
-	tx.rcpts = append(tx.rcpts, to)
 	if junkZone != "" {
 		if tx.groupJunk == nil {
 			tx.groupJunk = map[string]string{}

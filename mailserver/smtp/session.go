@@ -198,26 +198,16 @@ func (s *session) checkRecipient(tx *transaction, to string) (reason string, err
 		}
 		return "unknown local address", errNoSuchUser
 	}
-	sizeLimit := domainSizeLimit(dom)
-	if tx.size > sizeLimit {
+	if tx.size > domainSizeLimit(dom) {
 		// RFC 1870 6.1: a declared SIZE over this recipient's limit is refused at RCPT.
 		return "declared SIZE over the domain's limit", errTooBig
 	}
 	if reason, err := s.checkQuota(tx, mb); err != nil {
 		return reason, err
 	}
-	rcptLimit := dom.MaxRecipients
-	if rcptLimit <= 0 {
-		rcptLimit = config.DefaultMaxRecipients
+	if reason, err := tx.admitLocal(dom, to); err != nil {
+		return reason, err
 	}
-	rcptLimit = min(rcptLimit, tx.rcptLimit)
-	if len(tx.rcpts) >= rcptLimit {
-		// RFC 5321 4.5.3.1.10: the client sends the rest in another transaction.
-		return "recipient limit reached", errTooManyRecipients
-	}
-	tx.rcptLimit = rcptLimit
-	tx.sizeLimit = min(tx.sizeLimit, sizeLimit)
-	tx.rcpts = append(tx.rcpts, to)
 	if !slices.Contains(tx.mailboxes, mb.Address) {
 		// Aliases, plus-addresses and repeats of one mailbox get one copy.
 		tx.mailboxes = append(tx.mailboxes, mb.Address)
@@ -228,6 +218,24 @@ func (s *session) checkRecipient(tx *transaction, to string) (reason string, err
 		}
 		tx.junk[mb.Address] = junkZone
 	}
+	return "", nil
+}
+
+// admitLocal applies the domain's recipient limit to a local recipient (a mailbox or a group)
+// and, under it, counts the recipient in with its domain's limits.
+func (tx *transaction) admitLocal(dom *config.Domain, to string) (reason string, err error) {
+	rcptLimit := dom.MaxRecipients
+	if rcptLimit <= 0 {
+		rcptLimit = config.DefaultMaxRecipients
+	}
+	rcptLimit = min(rcptLimit, tx.rcptLimit)
+	if len(tx.rcpts) >= rcptLimit {
+		// RFC 5321 4.5.3.1.10: the client sends the rest in another transaction.
+		return "recipient limit reached", errTooManyRecipients
+	}
+	tx.rcptLimit = rcptLimit
+	tx.sizeLimit = min(tx.sizeLimit, domainSizeLimit(dom))
+	tx.rcpts = append(tx.rcpts, to)
 	return "", nil
 }
 
