@@ -33,13 +33,13 @@ type domainConfig struct {
 // with the same config.Resolve as the standalone server.
 func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.MailDomain) (*domainConfig, error) {
 	ns, domain := md.Namespace, normalDomain(md.Spec.Domain)
-	var domains v1alpha1.MailDomainList
-	if err := r.List(ctx, &domains, client.InNamespace(ns), client.MatchingFields{indexMailDomainDomain: domain}); err != nil {
-		return nil, fmt.Errorf("listing MailDomains: %w", err)
+	domains, err := servingDomains(ctx, r.Client, ns, domain)
+	if err != nil {
+		return nil, err
 	}
 	// The purge annotation on the API object has no effect: the operator writes the pod's.
-	for i := range domains.Items {
-		delete(domains.Items[i].Annotations, config.PurgeAnnotation)
+	for i := range domains {
+		delete(domains[i].Annotations, config.PurgeAnnotation)
 	}
 	var mailboxes v1alpha1.MailboxList
 	if err := r.List(ctx, &mailboxes, client.InNamespace(ns), client.MatchingFields{indexMailboxDomain: domain}); err != nil {
@@ -61,7 +61,7 @@ func (r *MailDomainReconciler) resolveDomain(ctx context.Context, md *v1alpha1.M
 		return nil, fmt.Errorf("listing MailGroups: %w", err)
 	}
 	groups.Items = liveGroups(groups.Items)
-	objs := config.Objects{MailDomains: domains.Items, Mailboxes: mailboxes.Items, MailGroups: groups.Items}
+	objs := config.Objects{MailDomains: domains, Mailboxes: mailboxes.Items, MailGroups: groups.Items}
 	for _, rp := range policies.Items {
 		if p, ok := policyFor(rp, domain); ok {
 			objs.RelayPolicies = append(objs.RelayPolicies, p)
