@@ -14,8 +14,6 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/kubemail/kubemail/internal/dnstest"
-	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
 	"github.com/kubemail/kubemail/mailserver/store/storetest"
 )
 
@@ -53,82 +51,22 @@ const awayReply = `  autoReply:
 // be seen there rather than bounce unnoticed.
 var remoteSenders = []string{"carol", "dave", "erin", "frank", "gina", "hank", "ivan"}
 
-type awaySetup struct {
-	manifests, data string
-	dns             *dnstest.Server
-	remote          *deliverytest.Server
-	srv             *running
-}
-
 // startAway serves example.test with alice's autoReply block (none for "") and routes
 // remote.test to a real kubemail MX with remoteSenders' mailboxes.
-func startAway(t *testing.T, block string) *awaySetup {
+func startAway(t *testing.T, block string) *routedSetup {
 	t.Helper()
-	a := &awaySetup{manifests: t.TempDir(), data: t.TempDir(), dns: dnstest.Start(t)}
-	a.remote = deliverytest.StartMX(t, "mx.remote.test", "127.0.0.1", 0, deliverytest.Mailboxes(t, "remote.test", remoteSenders...))
-	host, port, _ := net.SplitHostPort(a.remote.Addr)
-	a.write(t, "route.yaml", fmt.Sprintf(`apiVersion: mail.kubemail.io/v1alpha1
-kind: RelayPolicy
-metadata: {name: to-remote}
-spec:
-  routes: [{domains: [remote.test], host: %q, port: %s}]
-`, host, port))
+	a := newRouted(t, "remote.test", remoteSenders...)
 	a.write(t, "domain.yaml", awayDomain+block)
 	a.start(t)
 	return a
 }
 
-func (a *awaySetup) write(t *testing.T, name, body string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(a.manifests, name), []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (a *awaySetup) start(t *testing.T) {
-	a.srv = startServer(t, a.manifests, func(o *Options) { o.DNSResolver = a.dns.Addr; o.DataDir = a.data })
-}
-
-// restart stops the server and starts it again on the same data dir.
-func (a *awaySetup) restart(t *testing.T) {
-	t.Helper()
-	a.srv.stop()
-	err := <-a.srv.done
-	a.srv.done <- err // for startServer's cleanup
-	if err != nil {
-		t.Fatalf("server stopped with %v", err)
-	}
-	a.start(t)
-}
-
 // mailAlice sends msg to alice@example.test from sender over the MX; 250 is required.
-func (a *awaySetup) mailAlice(t *testing.T, sender, rcpt, msg string) {
+func (a *routedSetup) mailAlice(t *testing.T, sender, rcpt, msg string) {
 	t.Helper()
 	if err := send(a.srv.addrs["smtp"], sender, []string{rcpt}, msg); err != nil {
 		t.Fatalf("mail from <%s>: %v", sender, err)
 	}
-}
-
-// waitLog polls the server's log for a line with every one of parts.
-func (a *awaySetup) waitLog(t *testing.T, parts ...string) {
-	t.Helper()
-	eventually(t, "log line with "+strings.Join(parts, " "), func() error {
-		for _, line := range strings.Split(a.srv.log.String(), "\n") {
-			if containsAll(line, parts) {
-				return nil
-			}
-		}
-		return fmt.Errorf("not logged")
-	})
-}
-
-func containsAll(s string, parts []string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
 }
 
 func personal(from, subject string) string {
@@ -191,15 +129,6 @@ func TestAutoReplyOverMX(t *testing.T) {
 			t.Errorf("%s@remote.test has %d replies, want %d", s, n, want)
 		}
 	}
-}
-
-func containsLine(log string, parts ...string) bool {
-	for _, line := range strings.Split(log, "\n") {
-		if containsAll(line, parts) {
-			return true
-		}
-	}
-	return false
 }
 
 // A message the queue delivers (bob's submission to alice and someone outside) is answered as
@@ -289,11 +218,8 @@ func TestStartupRefusesBadAutoReply(t *testing.T) {
 // Mail the MX puts into Junk (a DNSBL with action Junk lists the client) is not answered; the
 // same mail from a clean client is.
 func TestAutoReplyNotForJunk(t *testing.T) {
-	a := &awaySetup{manifests: t.TempDir(), data: t.TempDir(), dns: dnstest.Start(t)}
+	a := newRouted(t, "remote.test", remoteSenders...)
 	a.dns.AddAddr("2.0.0.127.bl.test", "127.0.0.2")
-	a.remote = deliverytest.StartMX(t, "mx.remote.test", "127.0.0.1", 0, deliverytest.Mailboxes(t, "remote.test", remoteSenders...))
-	host, port, _ := net.SplitHostPort(a.remote.Addr)
-	a.write(t, "route.yaml", fmt.Sprintf("apiVersion: mail.kubemail.io/v1alpha1\nkind: RelayPolicy\nmetadata: {name: to-remote}\nspec:\n  routes: [{domains: [remote.test], host: %q, port: %s}]\n", host, port))
 	a.write(t, "domain.yaml", strings.Replace(awayDomain+awayReply, "spec: {domain: example.test}",
 		"spec:\n  domain: example.test\n  antispam: {dnsbls: [{zone: bl.test, action: Junk}]}", 1))
 	a.start(t)

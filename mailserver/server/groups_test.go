@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +12,6 @@ import (
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
-
-	"github.com/kubemail/kubemail/internal/dnstest"
-	"github.com/kubemail/kubemail/mailserver/delivery/deliverytest"
-	"github.com/kubemail/kubemail/mailserver/store/storetest"
 )
 
 // groupDomain is example.test with alice (also postmaster), bob and carol.
@@ -57,55 +52,14 @@ metadata: {name: board}
 spec: {address: board@example.test, members: [alice@example.test, bob@example.test], acceptFrom: Members}
 `
 
-type groupSetup struct {
-	srv       *running
-	manifests string
-	data      string
-	b         *deliverytest.Server
-}
-
-func startGroupServer(t *testing.T) *groupSetup {
-	dns := dnstest.Start(t) // empty: nothing leaves except by the route
-	b := deliverytest.StartMX(t, "mx.b.test", "127.0.0.1", 0, deliverytest.Mailboxes(t, "b.test", "outsider"))
-	host, port, _ := net.SplitHostPort(b.Addr)
-	g := &groupSetup{manifests: t.TempDir(), data: t.TempDir(), b: b}
-	write := func(name, body string) {
-		if err := os.WriteFile(filepath.Join(g.manifests, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("domain.yaml", groupDomain)
-	write("groups.yaml", fmt.Sprintf(groupsManifest, ""))
-	write("route.yaml", fmt.Sprintf(`apiVersion: mail.kubemail.io/v1alpha1
-kind: RelayPolicy
-metadata: {name: to-b}
-spec:
-  routes: [{domains: [b.test], host: %q, port: %s}]
-`, host, port))
-	g.srv = startServer(t, g.manifests, func(o *Options) { o.DNSResolver = dns.Addr; o.DataDir = g.data })
+// startGroupServer serves groupDomain and groupsManifest, and routes b.test (no DNS: nothing
+// leaves except by the route) to a real kubemail MX with outsider@b.test.
+func startGroupServer(t *testing.T) *routedSetup {
+	g := newRouted(t, "b.test", "outsider")
+	g.write(t, "domain.yaml", groupDomain)
+	g.write(t, "groups.yaml", fmt.Sprintf(groupsManifest, ""))
+	g.start(t)
 	return g
-}
-
-func (g *groupSetup) inbox(t *testing.T, addr string) []string {
-	t.Helper()
-	local, domain, _ := strings.Cut(addr, "@")
-	var out []string
-	for _, m := range storetest.Inbox(t, filepath.Join(g.data, "mail", domain, local)) {
-		out = append(out, m.Data)
-	}
-	return out
-}
-
-func (g *groupSetup) waitInbox(t *testing.T, addr string, n int) []string {
-	t.Helper()
-	var msgs []string
-	eventually(t, addr+" has its copies", func() error {
-		if msgs = g.inbox(t, addr); len(msgs) < n {
-			return fmt.Errorf("%d messages, want %d", len(msgs), n)
-		}
-		return nil
-	})
-	return msgs
 }
 
 func send(addr, from string, to []string, msg string) error {
@@ -129,14 +83,14 @@ func TestGroupDeliversToEachMemberOnce(t *testing.T) {
 	if err := send(g.srv.addrs["smtp"], "someone@remote.test", []string{"team+news@example.test", "alice@example.test"}, msg); err != nil {
 		t.Fatalf("MX: %v", err)
 	}
-	outside := g.b.WaitInbox("outsider@b.test", 1, 30*time.Second)
+	outside := g.remote.WaitInbox("outsider@b.test", 1, 30*time.Second)
 	if !strings.Contains(outside[0], "X-Loop: team@example.test\r\n") || !strings.Contains(outside[0], "Hello team") {
 		t.Errorf("the outside member's copy:\n%s", outside[0])
 	}
 	// B logs the transaction just after it stored the message: poll for the line.
 	eventually(t, "B logs the group's bounce address as envelope sender", func() error {
-		if !strings.Contains(g.b.Logs(), "from=team+bounces@example.test") {
-			return fmt.Errorf("B's log:\n%s", g.b.Logs())
+		if !strings.Contains(g.remote.Logs(), "from=team+bounces@example.test") {
+			return fmt.Errorf("B's log:\n%s", g.remote.Logs())
 		}
 		return nil
 	})
@@ -181,9 +135,7 @@ func TestGroupMembersOnly(t *testing.T) {
 // A member added to the manifests gets the group's mail without a restart.
 func TestGroupReloadAddsMember(t *testing.T) {
 	g := startGroupServer(t)
-	if err := os.WriteFile(filepath.Join(g.manifests, "groups.yaml"), []byte(fmt.Sprintf(groupsManifest, ", carol@example.test")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	g.write(t, "groups.yaml", fmt.Sprintf(groupsManifest, ", carol@example.test"))
 	eventually(t, "the server reloads", func() error {
 		if !strings.Contains(g.srv.log.String(), "Reloaded config") {
 			return fmt.Errorf("no reload logged yet")
