@@ -64,10 +64,8 @@ func (c *Certificate) TLSConfig() *tls.Config {
 // NotAfter is the end of validity of the leaf certificate in force, after looking at the files
 // as a handshake would.
 func (c *Certificate) NotAfter() time.Time {
-	c.r.get()
-	c.r.mu.Lock()
-	defer c.r.mu.Unlock()
-	return c.r.notAfter
+	cert, _ := c.r.get()
+	return cert.Leaf.NotAfter
 }
 
 // SelfSigned returns the paths of a self-signed certificate for hostname under dir, making it
@@ -134,11 +132,10 @@ func Generate(hostname string, validFor time.Duration) (certPEM, keyPEM []byte, 
 type reloader struct {
 	certFile, keyFile string
 
-	mu       sync.Mutex
-	cert     *tls.Certificate
-	notAfter time.Time // of cert's leaf
-	modTime  time.Time
-	checked  time.Time
+	mu      sync.Mutex
+	cert    *tls.Certificate // with its Leaf
+	modTime time.Time
+	checked time.Time
 }
 
 // get returns the current certificate, looking at the files at most once a second.
@@ -174,12 +171,11 @@ func (r *reloader) loadLocked() (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate %s and key %s: %w", r.certFile, r.keyFile, err)
 	}
-	leaf := cert.Leaf // set by LoadX509KeyPair since Go 1.23
-	if leaf == nil {
-		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+	if cert.Leaf == nil { // set by LoadX509KeyPair since Go 1.23, unless GODEBUG x509keypairleaf=0
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
 			return nil, fmt.Errorf("TLS certificate %s: %w", r.certFile, err)
 		}
 	}
-	r.cert, r.notAfter, r.modTime = &cert, leaf.NotAfter, st.ModTime()
+	r.cert, r.modTime = &cert, st.ModTime()
 	return r.cert, nil
 }
