@@ -3,7 +3,6 @@ package delivery_test
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,11 +20,11 @@ type stsEnv struct {
 	*env
 	ca     *deliverytest.CA
 	policy *deliverytest.PolicyServer
-	logs   *logBuffer
+	logs   *deliverytest.LogBuffer
 }
 
 func newSTSEnv(t *testing.T, mode string) *stsEnv {
-	s := &stsEnv{env: newEnv(t), ca: deliverytest.NewCA(t), logs: &logBuffer{}}
+	s := &stsEnv{env: newEnv(t), ca: deliverytest.NewCA(t), logs: &deliverytest.LogBuffer{}}
 	s.policy = deliverytest.StartPolicyServer(t, s.ca, "127.0.0.4", "mta-sts.b.test")
 	s.dns.SetA("mta-sts.b.test", "127.0.0.4")
 	s.dns.SetTXT("_mta-sts.b.test", "v=STSv1; id=20260101T000000;")
@@ -188,22 +187,4 @@ func TestMTASTSCachedPolicyOutlivesTheRecordAndTheHost(t *testing.T) {
 	// could tell the difference.
 	fresh := s.client(t, s.policies(t.TempDir()))
 	wantStatus(t, deliver(t, fresh, testMessage("sts6d", "alice@a.test", "bob@b.test"))[0], "2.0.0")
-}
-
-// logBuffer collects a logger's output across goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

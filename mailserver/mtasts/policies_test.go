@@ -25,11 +25,11 @@ type world struct {
 	dns    *dnstest.Server
 	ca     *deliverytest.CA
 	policy *deliverytest.PolicyServer
-	logs   *logBuffer
+	logs   *deliverytest.LogBuffer
 }
 
 func newWorld(t *testing.T) *world {
-	w := &world{dns: dnstest.Start(t), ca: deliverytest.NewCA(t), logs: &logBuffer{}}
+	w := &world{dns: dnstest.Start(t), ca: deliverytest.NewCA(t), logs: &deliverytest.LogBuffer{}}
 	w.policy = deliverytest.StartPolicyServer(t, w.ca, "127.0.0.4", "mta-sts.b.test")
 	w.policy.Set(enforceB)
 	w.dns.SetA("mta-sts.b.test", "127.0.0.4")
@@ -217,23 +217,6 @@ func TestFailedFetchesAreNotRepeatedAtOnce(t *testing.T) {
 	if n := w.policy.Requests(); n != 1 {
 		t.Errorf("%d fetches, want 1 within RetryFetch", n)
 	}
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // An SMTPUTF8 recipient's domain is looked up by its A-labels.

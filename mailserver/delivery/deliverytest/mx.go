@@ -40,7 +40,7 @@ type Server struct {
 	submission bool
 	implicit   bool // TLS from the first byte (port 465)
 	serverTLS  *tls.Config
-	logs       *syncBuffer
+	logs       *LogBuffer
 	// Timeouts shorter than the production ones, so a stuck test fails fast.
 	ReadTimeout time.Duration
 	options     func(*smtp.Options) // changes to the server's options, from StartMXWith
@@ -97,7 +97,7 @@ func start(t testing.TB, hostname, ip string, port int, cfg *config.Config, subm
 
 func startWith(t testing.TB, hostname, ip string, port int, cfg *config.Config, submission, implicit bool, options func(*smtp.Options)) *Server {
 	t.Helper()
-	s := &Server{t: t, Hostname: hostname, DataDir: t.TempDir(), submission: submission, implicit: implicit, logs: &syncBuffer{}, ReadTimeout: 10 * time.Second, options: options}
+	s := &Server{t: t, Hostname: hostname, DataDir: t.TempDir(), submission: submission, implicit: implicit, logs: &LogBuffer{}, ReadTimeout: 10 * time.Second, options: options}
 	certPEM, keyPEM, err := tlsutil.Generate(hostname, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -268,18 +268,21 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-type syncBuffer struct {
+// LogBuffer collects a logger's output across goroutines (the Writer of a test's
+// slog.TextHandler).
+type LogBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *LogBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns what was written so far.
+func (b *LogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
