@@ -78,6 +78,27 @@ func (d *Directory) Mailbox(addr string) *Mailbox {
 	return mb
 }
 
+// Why a reload takes a login's access away (Directory.Revocation); the values label
+// kubemail_sessions_revoked_total.
+const (
+	RevokedRemoved     = "removed"     // the mailbox is no longer in the config
+	RevokedCredentials = "credentials" // its password hash changed
+)
+
+// Revocation says why d takes away the access of a login to address that was checked against
+// passwordHash: "" when it does not, else RevokedRemoved or RevokedCredentials. Aliases and quota
+// may change without it.
+func (d *Directory) Revocation(address, passwordHash string) string {
+	mb := d.Mailbox(address)
+	switch {
+	case mb == nil:
+		return RevokedRemoved
+	case mb.PasswordHash != passwordHash:
+		return RevokedCredentials
+	}
+	return ""
+}
+
 // Lookup returns the mailbox that mail to addr is delivered into: by primary address, alias, or
 // a plus-address ("alice+tag@example.test" reaches alice@example.test) when no mailbox or alias
 // has the exact address. A group's bounce address ("team+bounces@example.test", see

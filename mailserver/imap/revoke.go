@@ -47,7 +47,7 @@ func (r *Sessions) Revoke(d *config.Directory) int {
 	var out []ended
 	r.mu.Lock()
 	for s, c := range r.sessions {
-		if reason := revocation(d, c); reason != "" {
+		if reason := d.Revocation(c.address, c.passwordHash); reason != "" {
 			delete(r.sessions, s) // a later reload must not end it twice
 			out = append(out, ended{s, c, reason})
 		}
@@ -65,19 +65,6 @@ func (r *Sessions) Revoke(d *config.Directory) int {
 var byeText = map[string]string{
 	metrics.RevokedRemoved:     "This account no longer exists here",
 	metrics.RevokedCredentials: "The account's password was changed, log in again",
-}
-
-// revocation says why d takes away the access of a login checked against c: "" when it does
-// not, else metrics.RevokedRemoved or metrics.RevokedCredentials.
-func revocation(d *config.Directory, c credential) string {
-	mb := d.Mailbox(c.address)
-	switch {
-	case mb == nil:
-		return metrics.RevokedRemoved
-	case mb.PasswordHash != c.passwordHash:
-		return metrics.RevokedCredentials
-	}
-	return ""
 }
 
 // add registers s, logged in as c.
@@ -105,7 +92,7 @@ func (s *session) register(mb *config.Mailbox) string {
 	if reg != nil {
 		reg.add(s, c)
 	}
-	reason := revocation(s.srv.opts.Live.Load(), c)
+	reason := s.srv.opts.Live.Load().Revocation(c.address, c.passwordHash)
 	if reason != "" && reg != nil {
 		reg.remove(s)
 	}

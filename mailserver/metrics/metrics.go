@@ -89,6 +89,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kubemail/kubemail/mailserver/config"
 )
 
 const namespace = "kubemail"
@@ -200,8 +202,8 @@ const (
 	NoticeBounce    = "bounce"
 	NoticeDelay     = "delay"
 	// Why a session was revoked: its mailbox left the config, or its password hash changed.
-	RevokedRemoved     = "removed"
-	RevokedCredentials = "credentials"
+	RevokedRemoved     = config.RevokedRemoved
+	RevokedCredentials = config.RevokedCredentials
 )
 
 var all = []prometheus.Collector{SMTPMessagesAccepted, SMTPRejections, SMTPAuth, IMAPLogins,

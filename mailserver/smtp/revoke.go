@@ -5,7 +5,6 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 )
 
@@ -38,7 +37,7 @@ func (s *submissionSession) checkAccess(command string, message io.Reader) error
 	if user == nil {
 		return nil // MAIL answers 530; go-smtp calls Rcpt and Data only after a MAIL
 	}
-	reason := revocation(s.b.opts.Live.Load(), user)
+	reason := s.b.opts.Live.Load().Revocation(user.Address, user.PasswordHash)
 	if reason == "" {
 		return nil
 	}
@@ -60,17 +59,3 @@ func (s *submissionSession) checkAccess(command string, message io.Reader) error
 
 // stages name the commands checkAccess refuses as kubemail_smtp_rejections_total does.
 var stages = map[string]string{"MAIL": "sender", "RCPT": "recipient", "DATA": "message"}
-
-// revocation says why d takes away the access of a login checked against user: "" when it does
-// not, else metrics.RevokedRemoved or metrics.RevokedCredentials. Aliases and quota may change
-// without it.
-func revocation(d *config.Directory, user *config.Mailbox) string {
-	mb := d.Mailbox(user.Address)
-	switch {
-	case mb == nil:
-		return metrics.RevokedRemoved
-	case mb.PasswordHash != user.PasswordHash:
-		return metrics.RevokedCredentials
-	}
-	return ""
-}
