@@ -88,6 +88,12 @@ func newEnv(t *testing.T) *env {
 // startEnv starts a server over dataDir, as `kubemail server` would after a restart.
 func startEnv(t *testing.T, dataDir string) *env {
 	t.Helper()
+	return startEnvWith(t, dataDir, nil)
+}
+
+// startEnvWith is startEnv with the server's options changed by adjust, when not nil.
+func startEnvWith(t *testing.T, dataDir string, adjust func(*Options)) *env {
+	t.Helper()
 	st, err := store.Open(dataDir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +104,11 @@ func startEnv(t *testing.T, dataDir string) *env {
 	authn.FailureDelay, authn.MaxFailureDelay = time.Millisecond, time.Millisecond
 	tlsConf, _ := testTLS(t)
 	logs := &logRecorder{}
-	srv := NewServer(Options{Store: st, Live: live, Auth: authn, TLS: tlsConf, Logger: slog.New(logs)})
+	opts := Options{Store: st, Live: live, Auth: authn, TLS: tlsConf, Logger: slog.New(logs)}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	srv := NewServer(opts)
 	plain, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

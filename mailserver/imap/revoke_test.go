@@ -3,8 +3,6 @@ package imap
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -17,41 +15,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/metrics"
-	"github.com/kubemail/kubemail/mailserver/store"
-	"github.com/kubemail/kubemail/mailserver/store/storetest"
 )
 
-// newRevokeEnv is newEnv with a session registry, as `kubemail server` runs it, and IMAPS only;
-// wrap, when not nil, wraps the authenticator.
+// newRevokeEnv is newEnv with a session registry, as `kubemail server` runs it; wrap, when not
+// nil, wraps the authenticator.
 func newRevokeEnv(t *testing.T, wrap func(Authenticator) Authenticator) (*env, *Sessions) {
 	t.Helper()
-	dataDir := t.TempDir()
-	st, err := store.Open(dataDir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.Settle(t, st, dataDir) // runs after the server's cleanup below
-	live := testLive(t)
-	a := auth.NewAuthenticator(live)
-	a.FailureDelay, a.MaxFailureDelay = time.Millisecond, time.Millisecond
-	var authn Authenticator = a
-	if wrap != nil {
-		authn = wrap(authn)
-	}
-	tlsConf, _ := testTLS(t)
-	logs := &logRecorder{}
 	sessions := NewSessions()
-	srv := NewServer(Options{Store: st, Live: live, Auth: authn, TLS: tlsConf, Logger: slog.New(logs), Sessions: sessions})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(tls.NewListener(ln, tlsConf))
-	t.Cleanup(func() { srv.Close() })
-	return &env{t: t, dataDir: dataDir, store: st, live: live, srv: srv, logs: logs, implicit: ln.Addr().String()}, sessions
+	e := startEnvWith(t, t.TempDir(), func(o *Options) {
+		o.Sessions = sessions
+		if wrap != nil {
+			o.Auth = wrap(o.Auth)
+		}
+	})
+	return e, sessions
 }
 
 // transcript records what an imapclient reads and writes, to see the server's untagged BYE,
