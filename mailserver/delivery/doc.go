@@ -45,7 +45,8 @@
 //
 // MTASTSResults (kubemail_delivery_mtasts_total{mode,result}) counts each session under a
 // policy: verified, mx_mismatch, no_starttls, certificate, tls_failed. A domain without a policy
-// costs one TXT lookup a minute (mtasts.Options.NoRecordTTL), through the DNS answer cache.
+// costs a TXT lookup, answered from the DNS answer cache for as long as its negative answer
+// may be kept.
 //
 // The resolver is a net.Resolver: NewResolver("HOST:PORT") sends the queries to that server
 // (--dns-resolver), NewResolver("") to the name servers of /etc/resolv.conf, both through a

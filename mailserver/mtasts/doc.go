@@ -43,10 +43,10 @@
 //     off; only a new policy fetched over verified HTTPS (mode none, say) replaces it.
 //   - expired: dropped from memory and disk; the next lookup starts afresh.
 //
-// Without a record and without a kept policy, "no record" is remembered for Options.NoRecordTTL
-// (1 min, at most 10,000 domains): the answer cache keeps an NXDOMAIN only when it comes with
-// an SOA (RFC 2308 5), so without this a domain without a policy would cost a DNS query per
-// message. A domain that publishes a new policy is found within that minute.
+// Without a record and without a kept policy there is no policy, and nothing is remembered
+// here: "no record" is the DNS answer cache's to keep (package msgauth/dnscache, through
+// Options.Resolver), for the negative TTL of the domain's SOA (at most 1 h; RFC 2308 5). A
+// domain that publishes a new policy is found when that answer expires.
 //
 // # What the caller does with it (RFC 8461 4, 5; package delivery)
 //

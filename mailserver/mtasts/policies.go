@@ -33,11 +33,8 @@ type Options struct {
 	// RetryFetch is how long a failed fetch is not tried again for the same domain; 0 means
 	// 5 min, <0 never waits.
 	RetryFetch time.Duration
-	// NoRecordTTL is how long "this domain has no TXT record" is remembered; 0 means 1 min, <0
-	// never.
-	NoRecordTTL time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Policies discovers, fetches and caches the policies of recipient domains. It is safe for
@@ -49,7 +46,6 @@ type Policies struct {
 
 	mu        sync.Mutex
 	cache     map[string]*Policy       // by domain: the last valid policy fetched, until it expires
-	noRecord  map[string]time.Time     // by domain: no TXT record was found, until
 	failedAt  map[string]time.Time     // by domain: the last fetch failed at
 	inflightC map[string]chan struct{} // by domain: a fetch under way, closed when done
 }
@@ -72,16 +68,13 @@ func New(opts Options) *Policies {
 	if opts.RetryFetch == 0 {
 		opts.RetryFetch = 5 * time.Minute
 	}
-	if opts.NoRecordTTL == 0 {
-		opts.NoRecordTTL = time.Minute
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Policies{opts: opts, log: opts.Logger, cache: map[string]*Policy{}, noRecord: map[string]time.Time{},
+	p := &Policies{opts: opts, log: opts.Logger, cache: map[string]*Policy{},
 		failedAt: map[string]time.Time{}, inflightC: map[string]chan struct{}{}}
 	p.http = p.newHTTPClient()
 	p.load()
@@ -105,10 +98,6 @@ func (p *Policies) Lookup(ctx context.Context, domain string) *Policy {
 	now := p.opts.Now()
 	p.mu.Lock()
 	cached := p.cachedLocked(domain, now)
-	if cached == nil && now.Before(p.noRecord[domain]) {
-		p.mu.Unlock()
-		return nil
-	}
 	p.mu.Unlock()
 
 	id, err := p.lookupRecord(ctx, domain)
@@ -116,11 +105,8 @@ func (p *Policies) Lookup(ctx context.Context, domain string) *Policy {
 	case errors.Is(err, ErrNoRecord):
 		// RFC 8461 5.1: a missing record does not remove a cached policy; an attacker who
 		// can strip the TXT record must not be able to turn the policy off.
-		if cached == nil {
-			p.rememberNoRecord(domain, now)
-			if err != ErrNoRecord { //nolint:errorlint // ErrNoRecord itself is "none published"
-				p.log.Info("Ignored a malformed MTA-STS record", "domain", domain, "err", err)
-			}
+		if cached == nil && err != ErrNoRecord { //nolint:errorlint // ErrNoRecord itself is "none published"
+			p.log.Info("Ignored a malformed MTA-STS record", "domain", domain, "err", err)
 		}
 		return cached
 	case err != nil:
@@ -178,7 +164,7 @@ func (p *Policies) refresh(ctx context.Context, domain, id string, cached *Polic
 			return cached // the delivery was cancelled (a shutdown): not the policy host's fault
 		}
 		p.mu.Lock()
-		if len(p.failedAt) >= maxNoRecord {
+		if len(p.failedAt) >= maxFailed {
 			clear(p.failedAt)
 		}
 		p.failedAt[domain] = now
@@ -195,7 +181,6 @@ func (p *Policies) refresh(ctx context.Context, domain, id string, cached *Polic
 	pol.ID, pol.Fetched = id, now
 	p.mu.Lock()
 	delete(p.failedAt, domain)
-	delete(p.noRecord, domain)
 	p.cache[domain] = pol
 	p.mu.Unlock()
 	if cached == nil || cached.ID != id || cached.Mode != pol.Mode {
@@ -220,24 +205,5 @@ func (p *Policies) cachedLocked(domain string, now time.Time) *Policy {
 	return pol
 }
 
-// maxNoRecord bounds the memory of domains without a record.
-const maxNoRecord = 10000
-
-func (p *Policies) rememberNoRecord(domain string, now time.Time) {
-	if p.opts.NoRecordTTL < 0 {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.noRecord) >= maxNoRecord {
-		for d, until := range p.noRecord {
-			if !now.Before(until) {
-				delete(p.noRecord, d)
-			}
-		}
-		if len(p.noRecord) >= maxNoRecord {
-			clear(p.noRecord)
-		}
-	}
-	p.noRecord[domain] = now.Add(p.opts.NoRecordTTL)
-}
+// maxFailed bounds the memory of domains whose fetch failed.
+const maxFailed = 10000

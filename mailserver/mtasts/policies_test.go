@@ -53,7 +53,7 @@ func (w *world) uncached() *net.Resolver {
 
 func (w *world) policies(mod ...func(*mtasts.Options)) *mtasts.Policies {
 	o := mtasts.Options{Resolver: w.uncached(), RootCAs: w.ca.Pool(), HTTPSPort: w.policy.Port(),
-		RetryFetch: -1, NoRecordTTL: -1, Logger: slog.New(slog.NewTextHandler(w.logs, nil))}
+		RetryFetch: -1, Logger: slog.New(slog.NewTextHandler(w.logs, nil))}
 	for _, m := range mod {
 		m(&o)
 	}
