@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/kubemail/kubemail/internal/durable"
 )
 
 // Dovecot's per-folder files that seed a folder's first index (see "Migrating from Dovecot" in
@@ -219,13 +217,8 @@ func (f *Folder) finishDovecotSeedLocked(seed *dovecotSeed) {
 func (s *Store) noteUIDValidity(v uint32) {
 	s.uidvMu.Lock()
 	defer s.uidvMu.Unlock()
-	path := filepath.Join(s.root, "uidvalidity")
-	if data, err := os.ReadFile(path); err == nil {
-		if last, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 32); err == nil && uint32(last) >= v {
-			return
-		}
+	if last, err := s.lastUIDValidityLocked(); err == nil && uint32(last) >= v {
+		return
 	}
-	if err := durable.Replace(path, path+".tmp", []byte(strconv.FormatUint(uint64(v), 10)+"\n"), 0o600); err != nil {
-		s.logger.Error("Failed to record UIDVALIDITY", "error", err)
-	}
+	s.recordUIDValidityLocked(v)
 }

@@ -6,13 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/kubemail/kubemail/internal/durable"
 )
 
 // ErrNoMessage is returned for a UID that is not (or no longer) in the folder.
@@ -108,24 +104,6 @@ func (f *Folder) load() error {
 		return f.writeIndexLocked()
 	}
 	return nil
-}
-
-// newUIDValidity returns a UIDVALIDITY greater than any this store handed out before, even
-// across restarts (RFC 9051 2.3.1.1): the time, or the last value plus one, which is kept in
-// <data>/mail/uidvalidity (as Dovecot keeps dovecot-uidvalidity).
-func (s *Store) newUIDValidity() uint32 {
-	s.uidvMu.Lock()
-	defer s.uidvMu.Unlock()
-	path := filepath.Join(s.root, "uidvalidity")
-	var last uint64
-	if data, err := os.ReadFile(path); err == nil {
-		last, _ = strconv.ParseUint(strings.TrimSpace(string(data)), 10, 32)
-	}
-	v := max(uint32(time.Now().Unix()), uint32(last)+1)
-	if err := durable.Replace(path, path+".tmp", []byte(strconv.FormatUint(uint64(v), 10)+"\n"), 0o600); err != nil {
-		s.logger.Error("Failed to record UIDVALIDITY", "error", err)
-	}
-	return v
 }
 
 // scanLocked reconciles the in-memory list with the directory: with full it lists cur/ (finding

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kubemail/kubemail/internal/durable"
 )
@@ -116,4 +118,33 @@ func mkdirDurable(dir string) error {
 		return fmt.Errorf("store: creating %s: %w", dir, err)
 	}
 	return durable.SyncDir(parent)
+}
+
+// newUIDValidity returns a UIDVALIDITY greater than any this store handed out before, even
+// across restarts (RFC 9051 2.3.1.1): the time, or the last value plus one, which is kept in
+// <data>/mail/uidvalidity (as Dovecot keeps dovecot-uidvalidity).
+func (s *Store) newUIDValidity() uint32 {
+	s.uidvMu.Lock()
+	defer s.uidvMu.Unlock()
+	last, _ := s.lastUIDValidityLocked()
+	v := max(uint32(time.Now().Unix()), uint32(last)+1)
+	s.recordUIDValidityLocked(v)
+	return v
+}
+
+// lastUIDValidityLocked reads the last UIDVALIDITY handed out from <data>/mail/uidvalidity.
+func (s *Store) lastUIDValidityLocked() (uint64, error) {
+	data, err := os.ReadFile(filepath.Join(s.root, "uidvalidity"))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(data)), 10, 32)
+}
+
+// recordUIDValidityLocked keeps v as the last UIDVALIDITY handed out.
+func (s *Store) recordUIDValidityLocked(v uint32) {
+	path := filepath.Join(s.root, "uidvalidity")
+	if err := durable.Replace(path, path+".tmp", []byte(strconv.FormatUint(uint64(v), 10)+"\n"), 0o600); err != nil {
+		s.logger.Error("Failed to record UIDVALIDITY", "error", err)
+	}
 }
