@@ -2,7 +2,6 @@ package queue_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,14 +29,14 @@ type world struct {
 	a    *deliverytest.Server // A's store and config (its MX is not used)
 	b, c *deliverytest.Server
 	dir  string // A's queue dir
-	logs *syncBuffer
+	logs *deliverytest.LogBuffer
 	cl   *delivery.Client
 	// drain is the queues' DrainTimeout; 0 takes the default.
 	drain time.Duration
 }
 
 func newWorld(t *testing.T) *world {
-	w := &world{t: t, dns: dnstest.Start(t), logs: &syncBuffer{}}
+	w := &world{t: t, dns: dnstest.Start(t), logs: &deliverytest.LogBuffer{}}
 	port := deliverytest.FreePort(t, "127.0.0.2")
 	w.b = deliverytest.StartMX(t, "mx.b.test", "127.0.0.2", port, deliverytest.Mailboxes(t, "b.test", "bob"))
 	w.c = deliverytest.StartMX(t, "mx.c.test", "127.0.0.3", port, deliverytest.Mailboxes(t, "c.test", "carol"))
@@ -204,21 +202,4 @@ func parseDSN(t *testing.T, msg string) report {
 		t.Errorf("notice From %q, Auto-Submitted %q", r.header.Get("From"), r.header.Get("Auto-Submitted"))
 	}
 	return r
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
